@@ -1,0 +1,38 @@
+"""Assistants and handoff rules defined as code. `chatapp.sync` writes them into the database;
+these classes know nothing of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class HandoffDefinition:
+    target: str  # slug
+    trigger: Literal["tool", "after_tool"] = "tool"
+    after_tool: str = ""
+    tool_name: str = ""
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    required_metadata: tuple[str, ...] = ()
+    history: Literal["full", "last_n", "none"] = "full"
+    history_last_n: int = 6
+    extra_instructions: str = ""
+    respond_immediately: bool = True
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class AssistantDefinition:
+    slug: str
+    name: str
+    description: str = ""
+    instructions: str = ""
+    tools: tuple[str, ...] = ()
+    handoffs: tuple[HandoffDefinition, ...] = ()
+    provider: str = ""
+    model: str = ""
+    temperature: float | None = None
+    max_steps: int = 8
+    is_entry: bool = False

@@ -1,0 +1,202 @@
+"""`@tool` turns a typed Python function into a ToolSpec the models can call.
+
+The JSON schema comes from the signature (through pydantic, which also validates the
+arguments before the function runs) and the descriptions from the docstring:
+
+    @tool
+    def set_title(ctx: ToolContext, title: str) -> str:
+        '''Set the title of the page being edited.
+
+        Args:
+            title: The new title.
+        '''
+
+A parameter annotated with ToolContext receives the thread's context and is never shown to
+the model. Sync functions run in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from asgiref.sync import sync_to_async
+from django.db import connections
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class ToolError(Exception):
+    """Raise from a tool to tell the model, in plain words, why it did not work."""
+
+
+@dataclass
+class ToolContext:
+    """What a tool knows about the conversation. Changes to `metadata` are merged into the
+    thread's metadata when the tool succeeds, and dropped when it fails."""
+
+    thread_id: str
+    user_id: int | None
+    assistant: str  # slug of the assistant that called the tool
+    run_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    output: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]  # JSON schema of the arguments object
+    function: Callable[..., Any]
+    arguments_model: type[BaseModel]
+    context_parameter: str | None = None
+    timeout: float | None = None  # None: settings.CHATAPP_TOOL_TIMEOUT
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def validate(self, arguments: str) -> dict[str, Any]:
+        """The validated keyword arguments, or ToolError saying what is wrong."""
+        try:
+            model = self.arguments_model.model_validate_json(arguments or "{}")
+        except ValidationError as exc:
+            raise ToolError(f"Invalid arguments for {self.name}: {describe(exc)}") from None
+        return {name: getattr(model, name) for name in type(model).model_fields}
+
+    async def invoke(self, arguments: str, context: ToolContext, timeout: float) -> ToolOutcome:
+        """Validate, run (with a time limit) and turn any failure into an error outcome."""
+        try:
+            kwargs = self.validate(arguments)
+            if self.context_parameter:
+                kwargs[self.context_parameter] = context
+            limit = self.timeout or timeout
+            if inspect.iscoroutinefunction(self.function):
+                result = await asyncio.wait_for(self.function(**kwargs), limit)
+            else:
+                call = sync_to_async(_closing_connections(self.function), thread_sensitive=False)
+                result = await asyncio.wait_for(call(**kwargs), limit)
+        except ToolError as exc:
+            return ToolOutcome(str(exc), is_error=True)
+        except TimeoutError:
+            return ToolOutcome(f"{self.name} did not finish within {limit:g} s.", is_error=True)
+        except Exception as exc:
+            return ToolOutcome(f"{self.name} failed: {type(exc).__name__}: {exc}", is_error=True)
+        return ToolOutcome(to_text(result))
+
+
+def tool(
+    function: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """Decorator: `@tool` or `@tool(name=..., timeout=...)` -> ToolSpec."""
+
+    def build(fn: Callable[..., Any]) -> ToolSpec:
+        summary, argument_docs = parse_docstring(inspect.getdoc(fn) or "")
+        hints = get_type_hints(fn, include_extras=True)
+        fields: dict[str, Any] = {}
+        context_parameter = None
+        for parameter in inspect.signature(fn).parameters.values():
+            annotation = hints.get(parameter.name, Any)
+            if annotation is ToolContext:
+                context_parameter = parameter.name
+                continue
+            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                raise TypeError(f"Tool {fn.__name__}: *args and **kwargs cannot be described.")
+            default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+            fields[parameter.name] = (
+                annotation,
+                Field(default, description=argument_docs.get(parameter.name)),
+            )
+        tool_name = name or fn.__name__
+        model = create_model(  # type: ignore[call-overload]
+            f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
+        )
+        return ToolSpec(
+            name=tool_name,
+            description=description or summary,
+            parameters=json_schema(model),
+            function=fn,
+            arguments_model=model,
+            context_parameter=context_parameter,
+            timeout=timeout,
+        )
+
+    return build(function) if function is not None else build
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    return schema
+
+
+ARGS_HEADER = re.compile(r"^(Args|Arguments|Parameters):\s*$")
+ARG_LINE = re.compile(r"^\s+(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
+
+
+def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """The summary (text before `Args:`) and each argument's description (Google style)."""
+    summary: list[str] = []
+    arguments: dict[str, str] = {}
+    current = None
+    in_args = False
+    for line in doc.splitlines():
+        if ARGS_HEADER.match(line):
+            in_args = True
+        elif not in_args:
+            summary.append(line)
+        elif match := ARG_LINE.match(line):
+            current = match.group(1)
+            arguments[current] = match.group(2).strip()
+        elif current and line.startswith("        ") and line.strip():
+            arguments[current] += " " + line.strip()
+        elif line.strip() and not line.startswith(" "):
+            in_args = False  # another section (Returns:, Raises:) ends the arguments
+            current = None
+    return " ".join(" ".join(summary).split()), arguments
+
+
+def describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "arguments"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def to_text(result: Any) -> str:
+    if isinstance(result, str):
+        return result
+    if isinstance(result, BaseModel):
+        return result.model_dump_json()
+    return json.dumps(result, default=str, ensure_ascii=False)
+
+
+def _closing_connections(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Run in a worker thread and close that thread's database connections afterwards, so
+    tool threads never hold connections open between calls."""
+
+    def run(**kwargs: Any) -> Any:
+        try:
+            return function(**kwargs)
+        finally:
+            connections.close_all()
+
+    return run

@@ -1,0 +1,39 @@
+"""The Python API, in the spirit of Marvin's `say`:
+
+    thread = Thread.start("welcome", user=user)
+    run = say(thread, "I want to edit the about page")
+    run.status, list(run.messages.all()), list(run.steps.all())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+
+from chatapp import services
+from chatapp.models import Run, Thread
+from chatapp.runs.engine import execute
+from chatapp.runs.events import RunEvent
+
+EventHandler = Callable[[RunEvent], None]
+
+
+async def asay(
+    thread: Thread, text: str, *, client_id: str | None = None, on_event: EventHandler | None = None
+) -> Run:
+    """Post `text` to the thread, run the assistants to the end of their answer, return the Run."""
+    _, run = await database_sync_to_async(services.send_message)(thread, text, client_id=client_id)
+    async for event in execute(run.pk):
+        if on_event is not None:
+            on_event(event)
+    run = await Run.objects.select_related("thread__current_assistant").aget(pk=run.pk)
+    await thread.arefresh_from_db()
+    return run
+
+
+def say(
+    thread: Thread, text: str, *, client_id: str | None = None, on_event: EventHandler | None = None
+) -> Run:
+    return async_to_sync(asay)(thread, text, client_id=client_id, on_event=on_event)

@@ -1,0 +1,258 @@
+"""The domain: assistants and the rules that move a thread between them, threads and their
+messages, and runs with their steps (the trace).
+
+Only services.py and runs/store.py write threads, messages, runs and steps.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+SLUG_TO_IDENTIFIER = re.compile(r"[^a-z0-9_]+")
+
+
+class Assistant(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(
+        blank=True, help_text="What this assistant is for; shown to other assistants."
+    )
+    instructions = models.TextField(
+        blank=True,
+        help_text="A Django template, rendered with thread, metadata, user and assistant.",
+    )
+    provider = models.CharField(
+        max_length=40, blank=True, help_text="Empty: the default provider of this installation."
+    )
+    model = models.CharField(
+        max_length=100, blank=True, help_text="Empty: the provider's default model."
+    )
+    temperature = models.FloatField(null=True, blank=True)
+    tools = models.JSONField(default=list, blank=True, help_text="Names from the tool registry.")
+    max_steps = models.PositiveSmallIntegerField(
+        default=8, help_text="Model calls this assistant may make in one run."
+    )
+    is_entry = models.BooleanField(default=False, help_text="Offered when starting a new chat.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class HandoffRule(models.Model):
+    class Trigger(models.TextChoices):
+        TOOL = "tool", "the model calls the handoff tool"
+        AFTER_TOOL = "after_tool", "after the source's tool succeeds"
+
+    class History(models.TextChoices):
+        FULL = "full", "the whole thread"
+        LAST_N = "last_n", "the last N messages"
+        NONE = "none", "nothing before the handoff"
+
+    source = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="handoff_rules")
+    target = models.ForeignKey(Assistant, on_delete=models.PROTECT, related_name="incoming_rules")
+    tool_name = models.CharField(
+        max_length=64, blank=True, help_text="Empty: transfer_to_<target slug>."
+    )
+    description = models.TextField(blank=True, help_text="Empty: the target's description.")
+    trigger = models.CharField(max_length=10, choices=Trigger, default=Trigger.TOOL)
+    after_tool = models.CharField(
+        max_length=64, blank=True, help_text="With the after_tool trigger: the source's tool."
+    )
+    parameters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="A small JSON schema (object of string/integer/number/boolean/enum "
+        "properties); validated arguments are merged into the thread metadata.",
+    )
+    required_metadata = models.JSONField(
+        default=list, blank=True, help_text="Metadata keys that must be set before handing off."
+    )
+    history = models.CharField(max_length=6, choices=History, default=History.FULL)
+    history_last_n = models.PositiveSmallIntegerField(default=6)
+    extra_instructions = models.TextField(
+        blank=True, help_text="A template appended to the target's instructions after the handoff."
+    )
+    respond_immediately = models.BooleanField(default=True)
+    enabled = models.BooleanField(default=True)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["source", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "tool_name"], name="unique_handoff_tool_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} → {self.target}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.tool_name:
+            self.tool_name = self.default_tool_name()
+        super().save(*args, **kwargs)
+
+    def default_tool_name(self) -> str:
+        return "transfer_to_" + SLUG_TO_IDENTIFIER.sub("_", self.target.slug.lower()).strip("_")
+
+    def clean(self) -> None:
+        from chatapp.runs.handoffs import parameters_model
+
+        if self.trigger == self.Trigger.AFTER_TOOL and not self.after_tool:
+            raise ValidationError({"after_tool": "Name the tool after which the thread moves on."})
+        try:
+            parameters_model(self.parameters)
+        except ValueError as exc:
+            raise ValidationError({"parameters": str(exc)}) from exc
+        if not isinstance(self.required_metadata, list) or not all(
+            isinstance(key, str) for key in self.required_metadata
+        ):
+            raise ValidationError({"required_metadata": "A list of metadata keys."})
+
+
+class Thread(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="threads"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    current_assistant = models.ForeignKey(
+        Assistant, on_delete=models.PROTECT, related_name="threads"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.title or f"Thread {self.pk}"
+
+    @classmethod
+    def start(cls, assistant: Assistant | str, *, user: Any, title: str = "") -> Thread:
+        """A new thread with `assistant` (an Assistant or its slug) as its first speaker."""
+        if isinstance(assistant, str):
+            assistant = Assistant.objects.get(slug=assistant)
+        return cls.objects.create(owner=user, current_assistant=assistant, title=title)
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        TOOL = "tool"
+        EVENT = "event"
+
+    class Status(models.TextChoices):
+        COMPLETE = "complete"
+        INCOMPLETE = "incomplete"
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role)
+    assistant = models.ForeignKey(
+        Assistant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    content = models.TextField(blank=True)
+    # [{"id", "name", "arguments"}]: our own format, not a vendor's.
+    tool_calls = models.JSONField(default=list, blank=True)
+    tool_call_id = models.CharField(max_length=100, blank=True)
+    # Event payloads (a handoff: source, target, metadata, history policy, extra instructions)
+    # and tool results (name, is_error).
+    data = models.JSONField(default=dict, blank=True)
+    run = models.ForeignKey(
+        "Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status, default=Status.COMPLETE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["thread", "client_id"], name="unique_client_id_per_thread"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        IN_PROGRESS = "in_progress"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        EXPIRED = "expired"
+
+    ACTIVE = (Status.QUEUED, Status.IN_PROGRESS)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="runs")
+    assistant = models.ForeignKey(Assistant, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=12, choices=Status, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    usage = models.JSONField(default=dict, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # The thread lock: the database itself refuses a second active run.
+            models.UniqueConstraint(
+                fields=["thread"],
+                condition=Q(status__in=["queued", "in_progress"]),
+                name="one_active_run_per_thread",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class RunStep(models.Model):
+    class Kind(models.TextChoices):
+        MESSAGE = "message"
+        TOOL_CALL = "tool_call"
+        HANDOFF = "handoff"
+        CONSULT = "consult"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind)
+    assistant = models.ForeignKey(
+        Assistant, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="unique_step_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.index}"

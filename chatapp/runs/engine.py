@@ -1,0 +1,247 @@
+"""The run loop: the one place where a thread's assistants speak, call tools and hand off.
+
+`execute(run_id)` is an async generator of events consumed by everything — the websocket,
+the Python API, the terminal chat and the tests. It knows no HTTP and no websocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+from channels.db import database_sync_to_async as db
+from django.conf import settings
+
+from assistants_registry.registry import Registry
+from assistants_registry.registry import registry as default_registry
+from assistants_registry.tools import ToolContext, ToolError, ToolOutcome
+from chatapp.models import Assistant, HandoffRule, Run
+from chatapp.providers import get_provider
+from chatapp.providers.base import ProviderError, TextChunk, ToolCall, ToolCallReady, Usage
+from chatapp.runs import context, store
+from chatapp.runs.events import (
+    Handoff,
+    MessageCompleted,
+    MessageStarted,
+    RunEvent,
+    RunFinished,
+    RunStarted,
+    TextDelta,
+    ToolCalled,
+    ToolResult,
+)
+from chatapp.runs.handoffs import check_required, handoff_updates
+
+logger = logging.getLogger(__name__)
+
+# Runs asked to stop in this process; other processes see Run.cancel_requested at a flush.
+_cancel_requests: set[str] = set()
+
+
+def request_cancel(run_id: Any) -> None:
+    _cancel_requests.add(str(run_id))
+
+
+class Stop(Exception):
+    """Ends the run early with a status and a reason the user can read."""
+
+    def __init__(self, status: str, reason: str = "") -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+async def execute(run_id: Any, *, registry: Registry = default_registry) -> AsyncIterator[RunEvent]:
+    """Run a queued run to its end, yielding what happens. Nothing is written per token."""
+    try:
+        run = await db(store.begin)(str(run_id))
+    except store.RunNotStartable:
+        logger.info("Run %s is not queued; not starting it", run_id)
+        return
+    loop = RunLoop(run, registry)
+    yield RunStarted(str(run.pk), str(run.thread_id), run.assistant.slug)
+    status, error = Run.Status.COMPLETED, ""
+    try:
+        async for event in loop.steps():
+            yield event
+    except Stop as stop:
+        status, error = stop.status, stop.reason
+    except ProviderError as exc:
+        status, error = Run.Status.FAILED, str(exc)
+    except context.InstructionsError as exc:
+        status, error = Run.Status.FAILED, str(exc)
+    except asyncio.CancelledError:  # the task running us was cancelled: keep what we have
+        await loop.close_message(complete=False)
+        await db(store.finish_run)(run, Run.Status.CANCELLED, "Stopped.", loop.usage)
+        _cancel_requests.discard(str(run.pk))
+        raise
+    except Exception:
+        logger.exception("Run %s crashed", run.pk)
+        status, error = Run.Status.FAILED, "Something went wrong on our side; the run stopped."
+    if (event := await loop.close_message(complete=False)) is not None:
+        yield event
+    await db(store.finish_run)(run, status, error, loop.usage)
+    _cancel_requests.discard(str(run.pk))
+    yield RunFinished(str(run.pk), status, error)
+
+
+class RunLoop:
+    def __init__(self, run: Run, registry: Registry) -> None:
+        self.run, self.run_id, self.registry = run, str(run.pk), registry
+        self.usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0}
+        self.steps_by_assistant: Counter[int] = Counter()
+        self.step_index = 0
+        self.handoffs = 0
+        self.message: Any = None  # the assistant message being streamed
+        self.last_rule: HandoffRule | None = None
+        self.text = ""
+
+    async def steps(self) -> AsyncIterator[RunEvent]:
+        while True:
+            turn = await db(store.load_turn)(self.run_id)
+            if turn.run.cancel_requested or self.run_id in _cancel_requests:
+                raise Stop(Run.Status.CANCELLED, "Stopped.")
+            assistant = turn.assistant
+            if self.steps_by_assistant[assistant.pk] >= assistant.max_steps:
+                raise Stop(Run.Status.FAILED, f"{assistant.name} reached its limit of "
+                           f"{assistant.max_steps} steps in one run.")
+            self.steps_by_assistant[assistant.pk] += 1
+            tools = context.assistant_tools(assistant, turn.rules, self.registry)
+            provider = get_provider(assistant.provider)
+            request = context.build_request(
+                turn.thread, assistant, turn.history, tools, assistant.model or provider.default_model
+            )
+            calls: list[ToolCall] = []
+            async for event in self.stream_message(provider.stream(request), assistant, calls):
+                yield event
+            if not calls:
+                return
+            moved = False
+            async for event in self.run_tools(turn, tools, calls):
+                moved = moved or isinstance(event, Handoff)
+                yield event
+            if moved and self.last_rule and not self.last_rule.respond_immediately:
+                return
+
+    async def stream_message(
+        self, stream: AsyncIterator[Any], assistant: Assistant, calls: list[ToolCall]
+    ) -> AsyncIterator[RunEvent]:
+        self.message = await db(store.start_message)(self.run, assistant)
+        self.text = ""
+        yield MessageStarted(self.run_id, self.message.pk, assistant.slug, assistant.name)
+        flushed_at = time.monotonic()
+        async for chunk in stream:
+            if isinstance(chunk, TextChunk) and chunk.text:
+                yield TextDelta(self.run_id, self.message.pk, len(self.text), chunk.text)
+                self.text += chunk.text
+            elif isinstance(chunk, ToolCallReady):
+                calls.append(chunk.call)
+            elif isinstance(chunk, Usage):
+                self.usage["prompt_tokens"] += chunk.prompt_tokens
+                self.usage["completion_tokens"] += chunk.completion_tokens
+            if self.run_id in _cancel_requests:
+                raise Stop(Run.Status.CANCELLED, "Stopped.")
+            if time.monotonic() - flushed_at >= settings.CHATAPP_FLUSH_INTERVAL:
+                flushed_at = time.monotonic()
+                if await db(store.flush)(self.run_id, self.message.pk, self.text):
+                    raise Stop(Run.Status.CANCELLED, "Stopped.")
+        yield await self.close_message(complete=True, calls=calls)
+
+    async def close_message(self, *, complete: bool, calls: list[ToolCall] = ()) -> Any:  # type: ignore[assignment]
+        """Persist the streamed message (partial, when the run stops early) exactly once."""
+        message, self.message = self.message, None
+        if message is None:
+            return None
+        await db(store.finish_message)(
+            self.run, message, self.text, list(calls), complete=complete,
+            step_index=self.next_index(), usage=dict(self.usage),
+        )
+        status = "complete" if complete else "incomplete"
+        return MessageCompleted(self.run_id, message.pk, self.text, status)
+
+    async def run_tools(
+        self, turn: store.Turn, tools: context.AssistantTools, calls: list[ToolCall]
+    ) -> AsyncIterator[RunEvent]:
+        """Ordinary tools first, then at most one handoff: an after-tool rule or a handoff tool."""
+        metadata = dict(turn.thread.metadata)
+        handoff: tuple[HandoffRule, dict[str, Any], Any] | None = None
+        for call in sorted(calls, key=lambda c: c.name in tools.handoffs):
+            step = await db(store.start_tool_step)(self.run, turn.assistant, call, self.next_index())
+            yield ToolCalled(self.run_id, step.pk, call.id, call.name, call.arguments)
+            if call.name in tools.handoffs:
+                rule = tools.handoffs[call.name].rule
+                outcome, updates = self.check_handoff(rule, call, metadata, handoff)
+                if not outcome.is_error:
+                    handoff = (rule, updates, step)  # answered when it is applied, below
+                    continue
+            else:
+                outcome, updates = await self.call_tool(turn, tools, call, metadata)
+                rule = tools.after(call.name)
+                if not outcome.is_error and rule is not None and handoff is None:
+                    try:
+                        check_required(rule, {**metadata, **updates})
+                        handoff = (rule, updates, None)
+                    except ToolError as exc:
+                        outcome = ToolOutcome(f"{outcome.output}\n(Not handed on: {exc})")
+                if not outcome.is_error:
+                    metadata.update(updates)
+            await db(store.record_tool_result)(step, call, outcome, updates)
+            yield ToolResult(self.run_id, step.pk, call.id, call.name, outcome.output, outcome.is_error)
+        if handoff is not None:
+            rule, updates, step = handoff
+            if self.handoffs >= settings.CHATAPP_MAX_HANDOFFS_PER_RUN:
+                raise Stop(Run.Status.FAILED, f"Stopped after {self.handoffs} handoffs in one "
+                           "run; the assistants kept passing the conversation around.")
+            if step is not None:
+                output = store.transferred(rule.target)
+                yield ToolResult(self.run_id, step.pk, step.data["call_id"], rule.tool_name, output, False)
+            yield await self.hand_off(turn, rule, updates, step, metadata)
+
+    def check_handoff(
+        self, rule: HandoffRule, call: ToolCall, metadata: dict[str, Any], earlier: Any
+    ) -> tuple[ToolOutcome, dict[str, Any]]:
+        try:
+            if earlier is not None:
+                raise ToolError("Only one handoff per turn; this one was not made.")
+            updates = handoff_updates(rule, call.arguments, metadata)
+        except ToolError as exc:
+            return ToolOutcome(str(exc), is_error=True), {}
+        return ToolOutcome(store.transferred(rule.target)), updates
+
+    async def call_tool(
+        self, turn: store.Turn, tools: context.AssistantTools, call: ToolCall, metadata: dict[str, Any]
+    ) -> tuple[ToolOutcome, dict[str, Any]]:
+        spec = tools.ordinary.get(call.name)
+        if spec is None:  # the model may only call its own assistant's tools
+            return ToolOutcome(f"{turn.assistant.name} has no tool named {call.name!r}.", True), {}
+        ctx = ToolContext(
+            thread_id=str(turn.thread.pk), user_id=turn.thread.owner_id,
+            assistant=turn.assistant.slug, run_id=self.run_id, metadata=copy.deepcopy(metadata),
+        )
+        outcome = await spec.invoke(call.arguments, ctx, settings.CHATAPP_TOOL_TIMEOUT)
+        updates = {k: v for k, v in ctx.metadata.items() if metadata.get(k) != v}
+        return outcome, updates
+
+    async def hand_off(
+        self, turn: store.Turn, rule: HandoffRule, updates: dict[str, Any], tool_step: Any,
+        metadata: dict[str, Any],
+    ) -> Handoff:
+        self.handoffs += 1
+        self.last_rule = rule
+        extra = ""
+        if rule.extra_instructions:
+            turn.thread.metadata = {**metadata, **updates}
+            extra = context.render_template(
+                rule.extra_instructions, context.template_context(turn.thread, rule.target),
+                f"extra instructions of the handoff to {rule.target.name}",
+            )
+        step = await db(store.apply_handoff)(self.run, rule, updates, self.next_index(), extra, tool_step)
+        return Handoff(self.run_id, step.pk, rule.source.slug, rule.target.slug, rule.target.name, updates)
+
+    def next_index(self) -> int:
+        self.step_index += 1
+        return self.step_index

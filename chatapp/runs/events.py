@@ -1,0 +1,102 @@
+"""What a run tells its consumers, as tiny frozen dataclasses with a `type` literal.
+
+Text events carry the message id and the character offset of their first character, so a
+consumer that also read the message from the database can drop overlap and detect gaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: str
+    thread_id: str
+    assistant: str  # slug
+    type: Literal["run.started"] = "run.started"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStarted:
+    run_id: str
+    message_id: int
+    assistant: str
+    assistant_name: str
+    type: Literal["message.started"] = "message.started"
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    run_id: str
+    message_id: int
+    offset: int
+    text: str
+    type: Literal["text.delta"] = "text.delta"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageCompleted:
+    run_id: str
+    message_id: int
+    content: str
+    status: Literal["complete", "incomplete"] = "complete"
+    type: Literal["message.completed"] = "message.completed"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalled:
+    run_id: str
+    step_id: int
+    call_id: str
+    name: str
+    arguments: str
+    type: Literal["tool.called"] = "tool.called"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    run_id: str
+    step_id: int
+    call_id: str
+    name: str
+    output: str
+    is_error: bool
+    type: Literal["tool.result"] = "tool.result"
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    run_id: str
+    step_id: int
+    source: str
+    target: str
+    target_name: str
+    metadata: dict[str, Any] = field(default_factory=dict)  # what the handoff changed
+    type: Literal["handoff"] = "handoff"
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    run_id: str
+    status: Literal["completed", "failed", "cancelled", "expired"]
+    error: str = ""
+    type: Literal["run.finished"] = "run.finished"
+
+
+RunEvent = (
+    RunStarted
+    | MessageStarted
+    | TextDelta
+    | MessageCompleted
+    | ToolCalled
+    | ToolResult
+    | Handoff
+    | RunFinished
+)
+
+
+def to_dict(event: RunEvent) -> dict[str, Any]:
+    """A JSON-ready dict, for the channel layer."""
+    return asdict(event)

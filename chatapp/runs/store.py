@@ -1,0 +1,211 @@
+"""The engine's persistence step: every write a run makes, as small synchronous functions
+that the engine calls through `database_sync_to_async`. Nothing here is called per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from assistants_registry.tools import ToolOutcome
+from chatapp.models import Assistant, HandoffRule, Message, Run, RunStep, Thread
+from chatapp.providers.base import ToolCall
+from chatapp.runs.handoffs import describe_metadata
+
+
+class RunNotStartable(Exception):
+    """The run is not queued (already started, finished, or cancelled before it began)."""
+
+
+@dataclass
+class Turn:
+    """Everything one model call needs, loaded in a fixed number of queries."""
+
+    run: Run
+    thread: Thread
+    assistant: Assistant
+    rules: list[HandoffRule]
+    history: list[Message]
+
+
+def begin(run_id: str) -> Run:
+    now = timezone.now()
+    started = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED, cancel_requested=False).update(
+        status=Run.Status.IN_PROGRESS, started_at=now, heartbeat_at=now
+    )
+    if not started:
+        raise RunNotStartable(run_id)
+    return Run.objects.select_related("assistant").get(pk=run_id)
+
+
+def load_turn(run_id: str) -> Turn:
+    run = Run.objects.select_related("thread__owner", "thread__current_assistant").get(pk=run_id)
+    thread = run.thread
+    assistant = thread.current_assistant
+    rules = list(
+        assistant.handoff_rules.filter(enabled=True).select_related("source", "target").order_by("order", "id")
+    )
+    history = list(thread.messages.select_related("assistant").order_by("id"))
+    return Turn(run, thread, assistant, rules, history)
+
+
+def start_message(run: Run, assistant: Assistant) -> Message:
+    return Message.objects.create(
+        thread_id=run.thread_id,
+        run=run,
+        role=Message.Role.ASSISTANT,
+        assistant=assistant,
+        status=Message.Status.INCOMPLETE,
+    )
+
+
+def flush(run_id: str, message_id: int, content: str) -> bool:
+    """Save partial text and the heartbeat; True when someone asked to cancel the run."""
+    Message.objects.filter(pk=message_id).update(content=content)
+    Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
+    return Run.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+
+def finish_message(
+    run: Run,
+    message: Message,
+    content: str,
+    calls: list[ToolCall],
+    *,
+    complete: bool,
+    step_index: int,
+    usage: dict[str, int],
+) -> None:
+    with transaction.atomic():
+        message.content = content
+        message.tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+        message.status = Message.Status.COMPLETE if complete else Message.Status.INCOMPLETE
+        message.save(update_fields=["content", "tool_calls", "status"])
+        RunStep.objects.create(
+            run=run,
+            index=step_index,
+            kind=RunStep.Kind.MESSAGE,
+            assistant_id=message.assistant_id,
+            data={"message_id": message.pk, "tool_calls": len(calls), "usage": usage},
+            finished_at=timezone.now(),
+        )
+
+
+def start_tool_step(run: Run, assistant: Assistant, call: ToolCall, index: int) -> RunStep:
+    return RunStep.objects.create(
+        run=run,
+        index=index,
+        kind=RunStep.Kind.TOOL_CALL,
+        assistant=assistant,
+        data={"call_id": call.id, "name": call.name, "arguments": call.arguments},
+    )
+
+
+def record_tool_result(
+    step: RunStep, call: ToolCall, outcome: ToolOutcome, metadata_updates: dict[str, Any]
+) -> None:
+    """The tool's message and trace, and on success the metadata it wrote: one transaction."""
+    content = f"Error: {outcome.output}" if outcome.is_error else outcome.output
+    with transaction.atomic():
+        run = step.run
+        Message.objects.create(
+            thread_id=run.thread_id,
+            run=run,
+            role=Message.Role.TOOL,
+            assistant_id=step.assistant_id,
+            content=content,
+            tool_call_id=call.id,
+            data={"name": call.name, "is_error": outcome.is_error},
+        )
+        if metadata_updates and not outcome.is_error:
+            merge_metadata(run.thread_id, metadata_updates)
+        step.data.update(output=outcome.output, is_error=outcome.is_error, metadata=metadata_updates)
+        step.finished_at = timezone.now()
+        step.save(update_fields=["data", "finished_at"])
+
+
+def merge_metadata(thread_id: Any, updates: dict[str, Any]) -> dict[str, Any]:
+    thread = Thread.objects.select_for_update().get(pk=thread_id)
+    thread.metadata = {**thread.metadata, **updates}
+    thread.save(update_fields=["metadata", "updated_at"])
+    return thread.metadata
+
+
+def apply_handoff(
+    run: Run,
+    rule: HandoffRule,
+    updates: dict[str, Any],
+    index: int,
+    extra_instructions: str,
+    tool_step: RunStep | None,
+) -> RunStep:
+    """Switch the thread's assistant, merge the metadata and record it, all or nothing."""
+    source, target = rule.source, rule.target
+    with transaction.atomic():
+        thread = Thread.objects.select_for_update().get(pk=run.thread_id)
+        thread.current_assistant = target
+        thread.metadata = {**thread.metadata, **updates}
+        thread.save(update_fields=["current_assistant", "metadata", "updated_at"])
+        if tool_step is not None:  # a tool-triggered handoff answers its own tool call
+            Message.objects.create(
+                thread=thread,
+                run=run,
+                role=Message.Role.TOOL,
+                assistant=source,
+                content=transferred(target),
+                tool_call_id=tool_step.data["call_id"],
+                data={"name": rule.tool_name, "is_error": False},
+            )
+            tool_step.data.update(output=transferred(target), is_error=False, metadata=updates)
+            tool_step.finished_at = timezone.now()
+            tool_step.save(update_fields=["data", "finished_at"])
+        note = f"Handed from {source.name} to {target.name}"
+        if updates:
+            note += f"; {describe_metadata(updates)}"
+        Message.objects.create(
+            thread=thread,
+            run=run,
+            role=Message.Role.EVENT,
+            assistant=target,
+            content=note,
+            data={
+                "kind": "handoff",
+                "source": source.slug,
+                "target": target.slug,
+                "metadata": updates,
+                "history": rule.history,
+                "last_n": rule.history_last_n,
+                "extra_instructions": extra_instructions,
+            },
+        )
+        return RunStep.objects.create(
+            run=run,
+            index=index,
+            kind=RunStep.Kind.HANDOFF,
+            assistant=source,
+            data={
+                "rule_id": rule.pk,
+                "tool": rule.tool_name,
+                "trigger": rule.trigger,
+                "from": source.slug,
+                "to": target.slug,
+                "metadata": updates,
+            },
+            finished_at=timezone.now(),
+        )
+
+
+def transferred(target: Assistant) -> str:
+    return f"Transferred to {target.name}."
+
+
+def finish_run(run: Run, status: str, error: str, usage: dict[str, int]) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        Run.objects.filter(pk=run.pk).update(
+            status=status, error=error, usage=usage, finished_at=now, heartbeat_at=now
+        )
+        Thread.objects.filter(pk=run.thread_id).update(updated_at=now)

@@ -1,0 +1,102 @@
+"""The only writers of threads and runs outside the engine: posting a message (which starts a
+run), cancelling a run, expiring dead ones. Views, consumers, the API and commands call these.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chatapp.models import Message, Run, Thread
+from chatapp.runs.engine import request_cancel
+
+
+class ThreadBusy(Exception):
+    """The thread already has an active run; wait for it or stop it."""
+
+
+class MessageRejected(ValueError):
+    """The message cannot be accepted; the text says why."""
+
+
+def clean_text(text: Any) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise MessageRejected("Write a message first.")
+    text = text.strip()
+    limit = settings.CHATAPP_MAX_MESSAGE_CHARS
+    if len(text) > limit:
+        raise MessageRejected(f"That message is too long ({len(text)} characters; the limit is {limit}).")
+    return text
+
+
+def send_message(thread: Thread, text: Any, *, client_id: str | None = None) -> tuple[Message, Run]:
+    """Post the user's message and queue a run to answer it, in one transaction.
+
+    A repeated `client_id` returns the first message and its run instead of a second pair; a
+    thread with an active run refuses the message (ThreadBusy) and writes nothing.
+    """
+    text = clean_text(text)
+    if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 64):
+        raise MessageRejected("client_id must be a string of 1 to 64 characters.")
+    if client_id:
+        existing = thread.messages.filter(client_id=client_id).select_related("run").first()
+        if existing is not None:
+            return existing, existing.run
+    expire_stale_runs(thread)
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(thread=thread, assistant_id=thread.current_assistant_id)
+            message = Message.objects.create(
+                thread=thread, run=run, role=Message.Role.USER, content=text, client_id=client_id
+            )
+            fields = ["updated_at"]
+            if not thread.title:
+                thread.title = title_from(text)
+                fields.append("title")
+            thread.save(update_fields=fields)
+    except IntegrityError:
+        if client_id and (existing := thread.messages.filter(client_id=client_id).first()):
+            return existing, existing.run  # the same message, sent twice at the same moment
+        raise ThreadBusy("An answer is still being written; wait for it or press Stop.") from None
+    return message, run
+
+
+def title_from(text: str, limit: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def cancel_run(run: Run) -> bool:
+    """Ask an active run to stop; False when it had already finished.
+
+    The run keeps its partial text. A queued run that never started is cancelled at once.
+    """
+    now = timezone.now()
+    never_started = Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
+        status=Run.Status.CANCELLED, cancel_requested=True, finished_at=now, error="Stopped."
+    )
+    if never_started:
+        return True
+    asked = Run.objects.filter(pk=run.pk, status=Run.Status.IN_PROGRESS).update(cancel_requested=True)
+    if asked:
+        request_cancel(run.pk)
+    return bool(asked)
+
+
+def expire_stale_runs(thread: Thread | None = None) -> int:
+    """Mark active runs whose heartbeat stopped (their process died) as expired."""
+    cutoff = timezone.now() - timedelta(seconds=settings.CHATAPP_RUN_EXPIRY)
+    stale = Run.objects.filter(status__in=Run.ACTIVE, created_at__lt=cutoff).exclude(
+        heartbeat_at__gte=cutoff
+    )
+    if thread is not None:
+        stale = stale.filter(thread=thread)
+    return stale.update(
+        status=Run.Status.EXPIRED,
+        finished_at=timezone.now(),
+        error="The run stopped answering and was given up.",
+    )
