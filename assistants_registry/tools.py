@@ -75,13 +75,15 @@ class ToolSpec:
             raise ToolError(f"Invalid arguments for {self.name}: {describe(exc)}") from None
         return {name: getattr(model, name) for name in type(model).model_fields}
 
-    async def invoke(self, arguments: str, context: ToolContext, timeout: float) -> ToolOutcome:
+    async def invoke(
+        self, arguments: str, context: ToolContext, default_timeout: float
+    ) -> ToolOutcome:
         """Validate, run (with a time limit) and turn any failure into an error outcome."""
         try:
             kwargs = self.validate(arguments)
             if self.context_parameter:
                 kwargs[self.context_parameter] = context
-            limit = self.timeout or timeout
+            limit = self.timeout or default_timeout
             if inspect.iscoroutinefunction(self.function):
                 result = await asyncio.wait_for(self.function(**kwargs), limit)
             else:
@@ -147,29 +149,27 @@ def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-ARGS_HEADER = re.compile(r"^(Args|Arguments|Parameters):\s*$")
+SECTION = re.compile(r"^(\w[\w ]*):\s*$")  # "Args:", "Returns:", ...
 ARG_LINE = re.compile(r"^\s+(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
 
 
 def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """The summary (text before `Args:`) and each argument's description (Google style)."""
+    """The summary (the text before any section) and each argument's description, from a
+    Google-style `Args:` section. Other sections (Returns:, Raises:) are not for the model."""
     summary: list[str] = []
     arguments: dict[str, str] = {}
-    current = None
-    in_args = False
+    section, current = "", None
     for line in doc.splitlines():
-        if ARGS_HEADER.match(line):
-            in_args = True
-        elif not in_args:
+        if header := SECTION.match(line):
+            section, current = header.group(1).lower(), None
+        elif not section:
             summary.append(line)
-        elif match := ARG_LINE.match(line):
-            current = match.group(1)
-            arguments[current] = match.group(2).strip()
-        elif current and line.startswith("        ") and line.strip():
-            arguments[current] += " " + line.strip()
-        elif line.strip() and not line.startswith(" "):
-            in_args = False  # another section (Returns:, Raises:) ends the arguments
-            current = None
+        elif section in ("args", "arguments", "parameters"):
+            if match := ARG_LINE.match(line):
+                current = match.group(1)
+                arguments[current] = match.group(2).strip()
+            elif current and line.strip():
+                arguments[current] += " " + line.strip()
     return " ".join(" ".join(summary).split()), arguments
 
 

@@ -1,8 +1,8 @@
 """The Python API, in the spirit of Marvin's `say`:
 
-    thread = Thread.start("welcome", user=user)
-    run = say(thread, "I want to edit the about page")
-    run.status, list(run.messages.all()), list(run.steps.all())
+thread = Thread.start("welcome", user=user)
+run = say(thread, "I want to edit the about page")
+run.status, list(run.messages.all()), list(run.steps.all())
 """
 
 from __future__ import annotations

@@ -173,7 +173,8 @@ class Message(models.Model):
     run = models.ForeignKey(
         "Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
-    client_id = models.CharField(max_length=64, null=True, blank=True)
+    # NULL, not "": messages without a client id must not collide in the unique constraint.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=10, choices=Status, default=Status.COMPLETE)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -241,18 +242,14 @@ class RunStep(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
     index = models.PositiveIntegerField()
     kind = models.CharField(max_length=10, choices=Kind)
-    assistant = models.ForeignKey(
-        Assistant, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    assistant = models.ForeignKey(Assistant, null=True, on_delete=models.SET_NULL, related_name="+")
     data = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "index"]
-        constraints = [
-            models.UniqueConstraint(fields=["run", "index"], name="unique_step_index")
-        ]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="unique_step_index")]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.index}"

@@ -29,7 +29,9 @@ def clean_text(text: Any) -> str:
     text = text.strip()
     limit = settings.CHATAPP_MAX_MESSAGE_CHARS
     if len(text) > limit:
-        raise MessageRejected(f"That message is too long ({len(text)} characters; the limit is {limit}).")
+        raise MessageRejected(
+            f"That message is too long ({len(text)} characters; the limit is {limit})."
+        )
     return text
 
 
@@ -81,7 +83,9 @@ def cancel_run(run: Run) -> bool:
     )
     if never_started:
         return True
-    asked = Run.objects.filter(pk=run.pk, status=Run.Status.IN_PROGRESS).update(cancel_requested=True)
+    asked = Run.objects.filter(pk=run.pk, status=Run.Status.IN_PROGRESS).update(
+        cancel_requested=True
+    )
     if asked:
         request_cancel(run.pk)
     return bool(asked)

@@ -12,7 +12,14 @@ from assistants_registry.definitions import AssistantDefinition
 from chatapp.models import Assistant, HandoffRule
 
 ASSISTANT_FIELDS = (
-    "name", "description", "instructions", "provider", "model", "temperature", "max_steps", "is_entry",
+    "name",
+    "description",
+    "instructions",
+    "provider",
+    "model",
+    "temperature",
+    "max_steps",
+    "is_entry",
 )
 
 
@@ -43,8 +50,9 @@ def sync_definitions(definitions: Iterable[AssistantDefinition]) -> list[str]:
             values["required_metadata"] = list(handoff.required_metadata)
             values["order"] = order
             rule = HandoffRule(source=source, target=target, **values)
+            rule.tool_name = values["tool_name"] = rule.tool_name or rule.default_tool_name()
             rule.full_clean(exclude=["source", "target"], validate_unique=False)
-            existing = HandoffRule.objects.filter(source=source, tool_name=rule.tool_name or rule.default_tool_name()).first()
+            existing = HandoffRule.objects.filter(source=source, tool_name=rule.tool_name).first()
             if existing is None:
                 rule.save()
                 changes.append(f"created rule {rule}")

@@ -80,6 +80,7 @@ def _fast_offline_model(settings: Any) -> None:
 
 # --- building blocks for engine tests ---------------------------------------------------------
 
+
 @pytest.fixture
 def user(django_user_model: Any) -> Any:
     return django_user_model.objects.create_user("ada", password="pw-ada-123")
@@ -130,3 +131,14 @@ def site_editor(db: Any) -> None:
     from django.core.management import call_command
 
     call_command("seed_demo", stdout=io.StringIO())
+
+
+@pytest.fixture(autouse=True)
+def _close_connections_of_the_sync_thread() -> Iterator[None]:
+    """Async tests reach the database through asgiref's one shared sync thread; close its
+    connection after each test so PostgreSQL can drop the test database at the end."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()

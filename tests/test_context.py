@@ -55,7 +55,7 @@ def test_another_assistants_words_are_labelled_and_handoffs_are_notes(pair, scri
 
 
 def test_own_earlier_messages_keep_their_tool_calls(pair, script):
-    thread, first, _ = pair
+    thread, _, _ = pair
     script(Say("", calls=[("add", {"a": 1, "b": 1})]), Say("2."))
     say(thread, "sum")
     model = script(Say("ok"))
@@ -85,8 +85,11 @@ def test_an_interrupted_tool_call_gets_a_result_so_the_request_stays_valid(pair,
 
     thread, first, _ = pair
     Message.objects.create(
-        thread=thread, role="assistant", assistant=first,
-        tool_calls=[{"id": "c1", "name": "add", "arguments": "{}"}], status="incomplete",
+        thread=thread,
+        role="assistant",
+        assistant=first,
+        tool_calls=[{"id": "c1", "name": "add", "arguments": "{}"}],
+        status="incomplete",
     )
     model = script(Say("ok"))
     say(thread, "hello")

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
 
 from assistants_registry.tools import ToolContext, ToolError, tool
@@ -95,7 +96,10 @@ def test_tool_result_goes_back_to_the_model(helper, script):
 @pytest.mark.parametrize(
     ("call", "expected"),
     [
-        (("add", {"a": "two", "b": 3}), "Invalid arguments for add: a: Input should be a valid integer"),
+        (
+            ("add", {"a": "two", "b": 3}),
+            "Invalid arguments for add: a: Input should be a valid integer",
+        ),
         (("add", {"a": 1}), "Invalid arguments for add: b: Field required"),
         (("add", "{not json"), "Invalid arguments for add"),
         (("explode", {}), "explode failed: RuntimeError: the fuse was lit"),
@@ -145,7 +149,9 @@ def test_provider_failure_is_recorded_and_keeps_partial_text(helper, script):
     assert run.error == "The model provider is down (503)."
     reply = Message.objects.get(run=run, role="assistant")
     assert (reply.content, reply.status) == ("I was about to", "incomplete")
-    assert seen[-1] == events.RunFinished(str(run.pk), "failed", "The model provider is down (503).")
+    assert seen[-1] == events.RunFinished(
+        str(run.pk), "failed", "The model provider is down (503)."
+    )
 
 
 def test_max_steps_stops_the_run_with_a_reason(helper, script):
@@ -200,14 +206,14 @@ def test_the_first_message_names_the_thread(helper, script):
 async def test_cancel_stops_the_run_and_keeps_partial_text(helper, script):
     pause = asyncio.Event()
     script(Say("Partial answer that never ends", pause=pause))
-    _, run = await asyncio.to_thread(services.send_message, helper, "hi")
+    _, run = await sync_to_async(services.send_message)(helper, "hi")
     seen = []
 
     async def consume():
         async for event in execute(run.pk):
             seen.append(event)
             if isinstance(event, events.TextDelta):
-                await asyncio.to_thread(services.cancel_run, run)
+                await sync_to_async(services.cancel_run)(run)
                 pause.set()
 
     await consume()
@@ -222,7 +228,7 @@ async def test_cancel_stops_the_run_and_keeps_partial_text(helper, script):
 async def test_a_cancelled_task_still_records_the_run(helper, script):
     pause = asyncio.Event()
     script(Say("Half of it", pause=pause))
-    _, run = await asyncio.to_thread(services.send_message, helper, "hi")
+    _, run = await sync_to_async(services.send_message)(helper, "hi")
     started = asyncio.Event()
 
     async def consume():

@@ -43,7 +43,7 @@ def test_a_rule_is_offered_as_a_tool_with_its_schema(desk, script):
 
 
 def test_handoff_switches_assistant_metadata_and_instructions(desk, script):
-    thread, triage, editor = desk
+    thread, _, editor = desk
     model = script(
         Say("Let me pass you on.", calls=[("transfer_to_editor", {"page_id": "about"})]),
         Say("Editing about now."),
@@ -54,14 +54,23 @@ def test_handoff_switches_assistant_metadata_and_instructions(desk, script):
     assert thread.current_assistant == editor
     assert thread.metadata == {"page_id": "about"}
     handoff = next(e for e in seen if isinstance(e, events.Handoff))
-    assert (handoff.source, handoff.target, handoff.metadata) == ("triage", "editor", {"page_id": "about"})
+    assert (handoff.source, handoff.target, handoff.metadata) == (
+        "triage",
+        "editor",
+        {"page_id": "about"},
+    )
     # The new assistant answers in the same run, with instructions rendered from the metadata.
     assert model.requests[1].instructions == "You are editing the page about for ada."
     assert model.requests[1].assistant_name == "Page editor"
     note = Message.objects.get(thread=thread, role="event")
     assert note.content == "Handed from Triage to Page editor; page_id=about"
     assert run.status == Run.Status.COMPLETED
-    assert list(run.steps.values_list("kind", flat=True)) == ["message", "tool_call", "handoff", "message"]
+    assert list(run.steps.values_list("kind", flat=True)) == [
+        "message",
+        "tool_call",
+        "handoff",
+        "message",
+    ]
     assert run.steps.get(kind="handoff").data["metadata"] == {"page_id": "about"}
     replies = Message.objects.filter(run=run, role="assistant").order_by("id")
     assert [m.assistant.slug for m in replies] == ["triage", "editor"]
@@ -118,7 +127,10 @@ def test_no_handoff_outside_the_rules(desk, script):
     thread.refresh_from_db()
     assert thread.current_assistant == triage
     assert model.requests[0].tools == ()
-    assert model.requests[1].messages[-1].content == "Error: Triage has no tool named 'transfer_to_editor'."
+    assert (
+        model.requests[1].messages[-1].content
+        == "Error: Triage has no tool named 'transfer_to_editor'."
+    )
 
 
 def test_only_one_handoff_per_turn(desk, script, user):
@@ -133,7 +145,9 @@ def test_only_one_handoff_per_turn(desk, script, user):
     thread.refresh_from_db()
     assert thread.current_assistant.slug == "editor"
     results = {m.data["name"]: m.content for m in Message.objects.filter(role="tool")}
-    assert results["transfer_to_other"] == "Error: Only one handoff per turn; this one was not made."
+    assert (
+        results["transfer_to_other"] == "Error: Only one handoff per turn; this one was not made."
+    )
     assert len(model.requests) == 2
 
 

@@ -37,8 +37,11 @@ PAGE_EDITOR = AssistantDefinition(
     handoffs=(
         HandoffDefinition(
             target="welcome",
-            description="Go back to Welcome to choose another page.",
-            extra_instructions="The user has finished with {{ metadata.page_id }} and wants another page.",
+            tool_name="edit_another_page",
+            description="Go back to Welcome to choose another page to edit.",
+            extra_instructions=(
+                "The user has finished with {{ metadata.page_id }} and wants another page."
+            ),
         ),
     ),
 )
@@ -46,10 +49,25 @@ PAGE_EDITOR = AssistantDefinition(
 ASSISTANTS = (WELCOME, PAGE_EDITOR)
 
 PAGES = (
-    {"slug": "home", "title": "Welcome to Example", "layout": "wide",
-     "body": "We make **examples** for a living.", "settings": {"published": True, "show_in_menu": True}},
-    {"slug": "about", "title": "About us", "layout": "single",
-     "body": "A small team that loves tidy websites.", "settings": {"published": True, "show_in_menu": True}},
-    {"slug": "contact", "title": "Contact", "layout": "sidebar",
-     "body": "Write to hello@example.com.", "settings": {"published": False, "show_in_menu": False}},
+    {
+        "slug": "home",
+        "title": "Welcome to Example",
+        "layout": "wide",
+        "body": "We make **examples** for a living.",
+        "settings": {"published": True, "show_in_menu": True},
+    },
+    {
+        "slug": "about",
+        "title": "About us",
+        "layout": "single",
+        "body": "A small team that loves tidy websites.",
+        "settings": {"published": True, "show_in_menu": True},
+    },
+    {
+        "slug": "contact",
+        "title": "Contact",
+        "layout": "sidebar",
+        "body": "Write to hello@example.com.",
+        "settings": {"published": False, "show_in_menu": False},
+    },
 )

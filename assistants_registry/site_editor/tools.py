@@ -20,8 +20,12 @@ def current_page(ctx: ToolContext) -> Page:
 
 
 def describe(page: Page) -> str:
-    flags = ", ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'no'}" for k, v in page.settings.items())
-    return f"{page.title} ({page.slug}): {page.get_layout_display()} layout" + (f"; {flags}" if flags else "")
+    flags = ", ".join(
+        f"{k.replace('_', ' ')}: {'yes' if v else 'no'}" for k, v in page.settings.items()
+    )
+    return f"{page.title} ({page.slug}): {page.get_layout_display()} layout" + (
+        f"; {flags}" if flags else ""
+    )
 
 
 @tool
@@ -97,7 +101,11 @@ def update_settings(
         show_in_menu: Whether the page appears in the site menu.
     """
     page = current_page(ctx)
-    changes = {k: v for k, v in {"published": published, "show_in_menu": show_in_menu}.items() if v is not None}
+    changes = {
+        k: v
+        for k, v in {"published": published, "show_in_menu": show_in_menu}.items()
+        if v is not None
+    }
     if not changes:
         raise ToolError("Say which setting to change: published or show_in_menu.")
     page.settings = {**page.settings, **changes}

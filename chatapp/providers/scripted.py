@@ -1,9 +1,9 @@
 """ScriptedProvider: plays back a list of turns, for tests of everything above the model.
 
-    provider = ScriptedProvider([
-        Say("Let me open it.", calls=[("select_page", {"page": "about"})]),
-        Say("Done."),
-    ])
+provider = ScriptedProvider([
+    Say("Let me open it.", calls=[("select_page", {"page": "about"})]),
+    Say("Done."),
+])
 """
 
 from __future__ import annotations

@@ -45,11 +45,15 @@ class AssistantTools:
         return next((r for r in self.after_tool if r.after_tool == tool_name), None)
 
     def definitions(self) -> tuple[ToolDefinition, ...]:
-        ordinary = [ToolDefinition(s.name, s.description, s.parameters) for s in self.ordinary.values()]
+        ordinary = [
+            ToolDefinition(s.name, s.description, s.parameters) for s in self.ordinary.values()
+        ]
         return (*ordinary, *(h.definition for h in self.handoffs.values()))
 
 
-def assistant_tools(assistant: Assistant, rules: list[HandoffRule], registry: Registry) -> AssistantTools:
+def assistant_tools(
+    assistant: Assistant, rules: list[HandoffRule], registry: Registry
+) -> AssistantTools:
     tools = AssistantTools()
     for name in assistant.tools:
         if name in registry:
@@ -70,8 +74,15 @@ def template_context(thread: Thread, assistant: Assistant) -> dict[str, Any]:
     return {
         "thread": {"id": str(thread.pk), "title": thread.title},
         "metadata": thread.metadata,
-        "user": {"username": owner.get_username(), "name": owner.get_full_name() or owner.get_username()},
-        "assistant": {"slug": assistant.slug, "name": assistant.name, "description": assistant.description},
+        "user": {
+            "username": owner.get_username(),
+            "name": owner.get_full_name() or owner.get_username(),
+        },
+        "assistant": {
+            "slug": assistant.slug,
+            "name": assistant.name,
+            "description": assistant.description,
+        },
     }
 
 
@@ -86,7 +97,9 @@ def build_request(
     thread: Thread, assistant: Assistant, history: list[Message], tools: AssistantTools, model: str
 ) -> ProviderRequest:
     context = template_context(thread, assistant)
-    instructions = render_template(assistant.instructions, context, f"instructions of {assistant.name}")
+    instructions = render_template(
+        assistant.instructions, context, f"instructions of {assistant.name}"
+    )
     arrival = last_arrival(history, assistant)
     if arrival is not None and arrival.data.get("extra_instructions"):
         instructions += "\n\n" + arrival.data["extra_instructions"]
@@ -117,8 +130,12 @@ def apply_history_policy(history: list[Message], arrival: Message | None) -> lis
     if policy == HandoffRule.History.NONE:
         return after
     if policy == HandoffRule.History.LAST_N:
-        spoken = [m for m in before if m.role in (Message.Role.USER, Message.Role.ASSISTANT) and m.content]
-        kept = spoken[-int(arrival.data.get("last_n", 6)) :] if arrival.data.get("last_n", 6) else []
+        spoken = [
+            m for m in before if m.role in (Message.Role.USER, Message.Role.ASSISTANT) and m.content
+        ]
+        kept = (
+            spoken[-int(arrival.data.get("last_n", 6)) :] if arrival.data.get("last_n", 6) else []
+        )
         # Their tool steps are cut away, so their tool calls must not reach the model either.
         return [_without_tool_calls(m) for m in kept] + after
     return history
@@ -146,12 +163,20 @@ def history_for(assistant: Assistant, history: list[Message]) -> tuple[ChatMessa
             if message.content or calls:
                 result.append(ChatMessage("assistant", message.content, tool_calls=calls))
             # Every call needs a result, or the provider refuses the request.
-            result.extend(ChatMessage("tool", NOT_RUN, tool_call_id=c.id) for c in calls if c.id not in answered)
+            result.extend(
+                ChatMessage("tool", NOT_RUN, tool_call_id=c.id)
+                for c in calls
+                if c.id not in answered
+            )
         elif message.role == Message.Role.ASSISTANT:
             if message.content:
-                result.append(ChatMessage("assistant", f"[{speaker}] {message.content}", name=speaker))
+                result.append(
+                    ChatMessage("assistant", f"[{speaker}] {message.content}", name=speaker)
+                )
             for call in message.tool_calls:
-                result.append(ChatMessage("system", f"{speaker} called {call['name']}({call['arguments']})."))
+                result.append(
+                    ChatMessage("system", f"{speaker} called {call['name']}({call['arguments']}).")
+                )
         elif own:
             result.append(ChatMessage("tool", message.content, tool_call_id=message.tool_call_id))
         else:

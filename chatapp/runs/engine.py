@@ -107,13 +107,20 @@ class RunLoop:
                 raise Stop(Run.Status.CANCELLED, "Stopped.")
             assistant = turn.assistant
             if self.steps_by_assistant[assistant.pk] >= assistant.max_steps:
-                raise Stop(Run.Status.FAILED, f"{assistant.name} reached its limit of "
-                           f"{assistant.max_steps} steps in one run.")
+                raise Stop(
+                    Run.Status.FAILED,
+                    f"{assistant.name} reached its limit of "
+                    f"{assistant.max_steps} steps in one run.",
+                )
             self.steps_by_assistant[assistant.pk] += 1
             tools = context.assistant_tools(assistant, turn.rules, self.registry)
             provider = get_provider(assistant.provider)
             request = context.build_request(
-                turn.thread, assistant, turn.history, tools, assistant.model or provider.default_model
+                turn.thread,
+                assistant,
+                turn.history,
+                tools,
+                assistant.model or provider.default_model,
             )
             calls: list[ToolCall] = []
             async for event in self.stream_message(provider.stream(request), assistant, calls):
@@ -157,8 +164,13 @@ class RunLoop:
         if message is None:
             return None
         await db(store.finish_message)(
-            self.run, message, self.text, list(calls), complete=complete,
-            step_index=self.next_index(), usage=dict(self.usage),
+            self.run,
+            message,
+            self.text,
+            list(calls),
+            complete=complete,
+            step_index=self.next_index(),
+            usage=dict(self.usage),
         )
         status = "complete" if complete else "incomplete"
         return MessageCompleted(self.run_id, message.pk, self.text, status)
@@ -170,7 +182,9 @@ class RunLoop:
         metadata = dict(turn.thread.metadata)
         handoff: tuple[HandoffRule, dict[str, Any], Any] | None = None
         for call in sorted(calls, key=lambda c: c.name in tools.handoffs):
-            step = await db(store.start_tool_step)(self.run, turn.assistant, call, self.next_index())
+            step = await db(store.start_tool_step)(
+                self.run, turn.assistant, call, self.next_index()
+            )
             yield ToolCalled(self.run_id, step.pk, call.id, call.name, call.arguments)
             if call.name in tools.handoffs:
                 rule = tools.handoffs[call.name].rule
@@ -190,15 +204,22 @@ class RunLoop:
                 if not outcome.is_error:
                     metadata.update(updates)
             await db(store.record_tool_result)(step, call, outcome, updates)
-            yield ToolResult(self.run_id, step.pk, call.id, call.name, outcome.output, outcome.is_error)
+            yield ToolResult(
+                self.run_id, step.pk, call.id, call.name, outcome.output, outcome.is_error
+            )
         if handoff is not None:
             rule, updates, step = handoff
             if self.handoffs >= settings.CHATAPP_MAX_HANDOFFS_PER_RUN:
-                raise Stop(Run.Status.FAILED, f"Stopped after {self.handoffs} handoffs in one "
-                           "run; the assistants kept passing the conversation around.")
+                raise Stop(
+                    Run.Status.FAILED,
+                    f"Stopped after {self.handoffs} handoffs in one "
+                    "run; the assistants kept passing the conversation around.",
+                )
             if step is not None:
                 output = store.transferred(rule.target)
-                yield ToolResult(self.run_id, step.pk, step.data["call_id"], rule.tool_name, output, False)
+                yield ToolResult(
+                    self.run_id, step.pk, step.data["call_id"], rule.tool_name, output, False
+                )
             yield await self.hand_off(turn, rule, updates, step, metadata)
 
     def check_handoff(
@@ -213,21 +234,34 @@ class RunLoop:
         return ToolOutcome(store.transferred(rule.target)), updates
 
     async def call_tool(
-        self, turn: store.Turn, tools: context.AssistantTools, call: ToolCall, metadata: dict[str, Any]
+        self,
+        turn: store.Turn,
+        tools: context.AssistantTools,
+        call: ToolCall,
+        metadata: dict[str, Any],
     ) -> tuple[ToolOutcome, dict[str, Any]]:
         spec = tools.ordinary.get(call.name)
         if spec is None:  # the model may only call its own assistant's tools
             return ToolOutcome(f"{turn.assistant.name} has no tool named {call.name!r}.", True), {}
         ctx = ToolContext(
-            thread_id=str(turn.thread.pk), user_id=turn.thread.owner_id,
-            assistant=turn.assistant.slug, run_id=self.run_id, metadata=copy.deepcopy(metadata),
+            thread_id=str(turn.thread.pk),
+            user_id=turn.thread.owner_id,
+            assistant=turn.assistant.slug,
+            run_id=self.run_id,
+            metadata=copy.deepcopy(metadata),
         )
-        outcome = await spec.invoke(call.arguments, ctx, settings.CHATAPP_TOOL_TIMEOUT)
+        outcome = await spec.invoke(
+            call.arguments, ctx, default_timeout=settings.CHATAPP_TOOL_TIMEOUT
+        )
         updates = {k: v for k, v in ctx.metadata.items() if metadata.get(k) != v}
         return outcome, updates
 
     async def hand_off(
-        self, turn: store.Turn, rule: HandoffRule, updates: dict[str, Any], tool_step: Any,
+        self,
+        turn: store.Turn,
+        rule: HandoffRule,
+        updates: dict[str, Any],
+        tool_step: Any,
         metadata: dict[str, Any],
     ) -> Handoff:
         self.handoffs += 1
@@ -236,11 +270,17 @@ class RunLoop:
         if rule.extra_instructions:
             turn.thread.metadata = {**metadata, **updates}
             extra = context.render_template(
-                rule.extra_instructions, context.template_context(turn.thread, rule.target),
+                rule.extra_instructions,
+                context.template_context(turn.thread, rule.target),
                 f"extra instructions of the handoff to {rule.target.name}",
             )
-        step = await db(store.apply_handoff)(self.run, rule, updates, self.next_index(), extra, tool_step)
-        return Handoff(self.run_id, step.pk, rule.source.slug, rule.target.slug, rule.target.name, updates)
+        step = await db(store.apply_handoff)(
+            self.run, rule, updates, self.next_index(), extra, tool_step
+        )
+        source, target = rule.source, rule.target
+        return Handoff(
+            self.run_id, step.pk, source.slug, source.name, target.slug, target.name, updates
+        )
 
     def next_index(self) -> int:
         self.step_index += 1

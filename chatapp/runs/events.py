@@ -71,6 +71,7 @@ class Handoff:
     run_id: str
     step_id: int
     source: str
+    source_name: str
     target: str
     target_name: str
     metadata: dict[str, Any] = field(default_factory=dict)  # what the handoff changed

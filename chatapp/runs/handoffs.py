@@ -94,8 +94,7 @@ def check_required(rule: HandoffRule, metadata: dict[str, Any]) -> None:
     missing = [key for key in rule.required_metadata if metadata.get(key) in (None, "")]
     if missing:
         raise ToolError(
-            f"Cannot hand off to {rule.target.name} yet: {', '.join(missing)} "
-            f"must be known first."
+            f"Cannot hand off to {rule.target.name} yet: {', '.join(missing)} must be known first."
         )
 
 

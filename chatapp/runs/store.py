@@ -33,9 +33,9 @@ class Turn:
 
 def begin(run_id: str) -> Run:
     now = timezone.now()
-    started = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED, cancel_requested=False).update(
-        status=Run.Status.IN_PROGRESS, started_at=now, heartbeat_at=now
-    )
+    started = Run.objects.filter(
+        pk=run_id, status=Run.Status.QUEUED, cancel_requested=False
+    ).update(status=Run.Status.IN_PROGRESS, started_at=now, heartbeat_at=now)
     if not started:
         raise RunNotStartable(run_id)
     return Run.objects.select_related("assistant").get(pk=run_id)
@@ -46,7 +46,9 @@ def load_turn(run_id: str) -> Turn:
     thread = run.thread
     assistant = thread.current_assistant
     rules = list(
-        assistant.handoff_rules.filter(enabled=True).select_related("source", "target").order_by("order", "id")
+        assistant.handoff_rules.filter(enabled=True)
+        .select_related("source", "target")
+        .order_by("order", "id")
     )
     history = list(thread.messages.select_related("assistant").order_by("id"))
     return Turn(run, thread, assistant, rules, history)
@@ -122,7 +124,9 @@ def record_tool_result(
         )
         if metadata_updates and not outcome.is_error:
             merge_metadata(run.thread_id, metadata_updates)
-        step.data.update(output=outcome.output, is_error=outcome.is_error, metadata=metadata_updates)
+        step.data.update(
+            output=outcome.output, is_error=outcome.is_error, metadata=metadata_updates
+        )
         step.finished_at = timezone.now()
         step.save(update_fields=["data", "finished_at"])
 

@@ -46,33 +46,47 @@ class Command(BaseCommand):
     def open_thread(self, user: Any, slug: str | None, thread_id: str | None) -> Thread:
         if thread_id:
             try:
-                return Thread.objects.select_related("current_assistant").get(pk=thread_id, owner=user)
+                return Thread.objects.select_related("current_assistant").get(
+                    pk=thread_id, owner=user
+                )
             except (Thread.DoesNotExist, ValueError):
                 raise CommandError(f"No thread {thread_id} of {user}.") from None
-        assistant = Assistant.objects.filter(slug=slug) if slug else Assistant.objects.filter(is_entry=True)
+        assistant = (
+            Assistant.objects.filter(slug=slug) if slug else Assistant.objects.filter(is_entry=True)
+        )
         first = assistant.first()
         if first is None:
-            known = ", ".join(Assistant.objects.values_list("slug", flat=True)) or "none; run seed_demo"
+            known = (
+                ", ".join(Assistant.objects.values_list("slug", flat=True)) or "none; run seed_demo"
+            )
             raise CommandError(f"No assistant {slug or '(entry)'}; known: {known}.")
         return Thread.start(first, user=user)
 
     def show(self, event: events.RunEvent) -> None:
-        out = self.stdout
+        write = self.stdout.write
         match event:
-            case events.MessageStarted(assistant_name=name) if not self.quiet:
-                out.write(f"{name}> ", ending="")
+            case events.MessageStarted(assistant_name=name):
+                self.speaker, self.spoke = name, False
             case events.TextDelta(text=text) if not self.quiet:
-                out.write(text, ending="")
-            case events.MessageCompleted(content=content) if self.quiet and content:
-                out.write(content)
-            case events.MessageCompleted(content=content, status=status) if not self.quiet:
-                out.write(" [interrupted]" if status == "incomplete" else "" if content else "…")
+                if not self.spoke:
+                    write(f"{self.speaker}> ", ending="")
+                    self.spoke = True
+                write(text, ending="")
+            case events.MessageCompleted(content=content, status=status) if content:
+                if self.quiet:
+                    write(f"{self.speaker}> {content}")
+                else:
+                    write(" [interrupted]" if status == "incomplete" else "")
             case events.ToolCalled(name=name, arguments=arguments) if not self.quiet:
-                out.write(f"  → {name}({arguments})")
+                write(f"  → {name}({arguments})")
             case events.ToolResult(output=output, is_error=is_error) if not self.quiet:
-                out.write(f"  {'✗' if is_error else '←'} {output}")
-            case events.Handoff(source=source, target_name=target, metadata=metadata) if not self.quiet:
-                out.write(f"  ⇢ {source} → {target}" + (f" · {describe_metadata(metadata)}" if metadata else ""))
+                write(f"  {'✗' if is_error else '←'} {output}")
+            case events.Handoff(source_name=source, target_name=target, metadata=facts) if (
+                not self.quiet
+            ):
+                write(
+                    f"  ⇢ {source} → {target}" + (f" · {describe_metadata(facts)}" if facts else "")
+                )
             case _:
                 return
-        out.flush()
+        self.stdout.flush()
