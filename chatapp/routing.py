@@ -1,3 +1,9 @@
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from chatapp.consumers import ThreadConsumer
+
+websocket_urlpatterns = [
+    path("ws/threads/<uuid:thread_id>/", ThreadConsumer.as_asgi()),
+]

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatapp.models import Message, Run, Thread
-from chatapp.runs.engine import request_cancel
+from chatapp.runs import cancellation
 
 
 class ThreadBusy(Exception):
@@ -87,7 +87,7 @@ def cancel_run(run: Run) -> bool:
         cancel_requested=True
     )
     if asked:
-        request_cancel(run.pk)
+        cancellation.request(run.pk)
     return bool(asked)
 
 
@@ -104,3 +104,36 @@ def expire_stale_runs(thread: Thread | None = None) -> int:
         finished_at=timezone.now(),
         error="The run stopped answering and was given up.",
     )
+
+
+class TitleRejected(ValueError):
+    """The title cannot be used; the text says why."""
+
+
+TITLE_MAX_CHARS = Thread._meta.get_field("title").max_length or 200
+
+
+def rename_thread(thread: Thread, title: Any) -> Thread:
+    """Give the thread a title of 1 to TITLE_MAX_CHARS characters (surrounding blanks dropped).
+
+    Renaming is not activity: `updated_at` keeps ordering the list by the last conversation.
+    """
+    title = title.strip() if isinstance(title, str) else ""
+    if not title:
+        raise TitleRejected("A title needs at least one character.")
+    if len(title) > TITLE_MAX_CHARS:
+        raise TitleRejected(
+            f"That title is too long ({len(title)} characters; the limit is {TITLE_MAX_CHARS})."
+        )
+    thread.title = title
+    thread.save(update_fields=["title"])
+    return thread
+
+
+def delete_thread(thread: Thread) -> None:
+    """Delete the thread with its messages and runs; refused (ThreadBusy) while a run is active,
+    because the run would go on writing into a thread that no longer exists."""
+    expire_stale_runs(thread)  # a run whose process died must not block deleting for ever
+    if thread.runs.filter(status__in=Run.ACTIVE).exists():
+        raise ThreadBusy("An answer is still being written; stop it before deleting the chat.")
+    thread.delete()

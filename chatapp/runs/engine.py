@@ -23,7 +23,7 @@ from assistants_registry.tools import ToolContext, ToolError, ToolOutcome
 from chatapp.models import Assistant, HandoffRule, Run
 from chatapp.providers import get_provider
 from chatapp.providers.base import ProviderError, TextChunk, ToolCall, ToolCallReady, Usage
-from chatapp.runs import context, store
+from chatapp.runs import cancellation, context, store
 from chatapp.runs.events import (
     Handoff,
     MessageCompleted,
@@ -38,13 +38,6 @@ from chatapp.runs.events import (
 from chatapp.runs.handoffs import check_required, handoff_updates
 
 logger = logging.getLogger(__name__)
-
-# Runs asked to stop in this process; other processes see Run.cancel_requested at a flush.
-_cancel_requests: set[str] = set()
-
-
-def request_cancel(run_id: Any) -> None:
-    _cancel_requests.add(str(run_id))
 
 
 class Stop(Exception):
@@ -70,6 +63,8 @@ async def execute(run_id: Any, *, registry: Registry = default_registry) -> Asyn
             yield event
     except Stop as stop:
         status, error = stop.status, stop.reason
+    except cancellation.Cancelled:
+        status, error = Run.Status.CANCELLED, "Stopped."
     except ProviderError as exc:
         status, error = Run.Status.FAILED, str(exc)
     except context.InstructionsError as exc:
@@ -77,7 +72,7 @@ async def execute(run_id: Any, *, registry: Registry = default_registry) -> Asyn
     except asyncio.CancelledError:  # the task running us was cancelled: keep what we have
         await loop.close_message(complete=False)
         await db(store.finish_run)(run, Run.Status.CANCELLED, "Stopped.", loop.usage)
-        _cancel_requests.discard(str(run.pk))
+        cancellation.forget(run.pk)
         raise
     except Exception:
         logger.exception("Run %s crashed", run.pk)
@@ -85,7 +80,7 @@ async def execute(run_id: Any, *, registry: Registry = default_registry) -> Asyn
     if (event := await loop.close_message(complete=False)) is not None:
         yield event
     await db(store.finish_run)(run, status, error, loop.usage)
-    _cancel_requests.discard(str(run.pk))
+    cancellation.forget(run.pk)
     yield RunFinished(str(run.pk), status, error)
 
 
@@ -103,7 +98,7 @@ class RunLoop:
     async def steps(self) -> AsyncIterator[RunEvent]:
         while True:
             turn = await db(store.load_turn)(self.run_id)
-            if turn.run.cancel_requested or self.run_id in _cancel_requests:
+            if turn.run.cancel_requested or cancellation.requested(self.run_id):
                 raise Stop(Run.Status.CANCELLED, "Stopped.")
             assistant = turn.assistant
             if self.steps_by_assistant[assistant.pk] >= assistant.max_steps:
@@ -141,7 +136,7 @@ class RunLoop:
         self.text = ""
         yield MessageStarted(self.run_id, self.message.pk, assistant.slug, assistant.name)
         flushed_at = time.monotonic()
-        async for chunk in stream:
+        async for chunk in cancellation.interruptible(self.run_id, stream):
             if isinstance(chunk, TextChunk) and chunk.text:
                 yield TextDelta(self.run_id, self.message.pk, len(self.text), chunk.text)
                 self.text += chunk.text
@@ -150,8 +145,6 @@ class RunLoop:
             elif isinstance(chunk, Usage):
                 self.usage["prompt_tokens"] += chunk.prompt_tokens
                 self.usage["completion_tokens"] += chunk.completion_tokens
-            if self.run_id in _cancel_requests:
-                raise Stop(Run.Status.CANCELLED, "Stopped.")
             if time.monotonic() - flushed_at >= settings.CHATAPP_FLUSH_INTERVAL:
                 flushed_at = time.monotonic()
                 if await db(store.flush)(self.run_id, self.message.pk, self.text):

@@ -1,0 +1,148 @@
+"""ThreadConsumer: one websocket of one thread page.
+
+It shows the thread as it is on (re)connect, forwards the group's frames, and turns the
+client's JSON into service calls. The run itself is a background task (chatapp.live), so a
+closed socket never stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from chatapp import live, rendering, services
+from chatapp.access import owned_threads
+from chatapp.models import Message, Run, Thread
+
+MAX_FRAME_CHARS = 16_000  # a message of CHATAPP_MAX_MESSAGE_CHARS, JSON-escaped, fits
+FRAMES_PER_WINDOW, WINDOW_SECONDS = 20, 10.0
+ALLOWED_KEYS = {"type", "text", "client_id", "HEADERS"}  # htmx's ws-send adds HEADERS
+
+
+class FrameError(ValueError):
+    """A client frame we refuse; the text is shown to the user."""
+
+
+class ThreadConsumer(AsyncWebsocketConsumer):
+    thread: Thread
+
+    async def connect(self) -> None:
+        thread = await self.owned_thread()
+        if thread is None:  # someone else's thread and a missing one look the same
+            await self.close()
+            return
+        self.thread = thread
+        self.group = live.group_name(thread.pk)
+        self.known: dict[int, int] = {}  # streaming message id -> characters shown
+        self.recent: deque[float] = deque()
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        html, self.known = await database_sync_to_async(self.current_state)()
+        await self.send(text_data=html)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    @database_sync_to_async
+    def owned_thread(self) -> Thread | None:
+        thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
+        return (
+            owned_threads(self.scope.get("user"))
+            .select_related("current_assistant")
+            .filter(pk=thread_id)
+            .first()
+        )
+
+    def current_state(self) -> tuple[str, dict[int, int]]:
+        self.thread.refresh_from_db()
+        streaming = Message.objects.filter(
+            thread=self.thread,
+            run__status__in=Run.ACTIVE,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.INCOMPLETE,
+        ).values_list("pk", "content")
+        return rendering.connect_fragments(self.thread), {pk: len(text) for pk, text in streaming}
+
+    # --- from the browser -------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            self.count_frame()
+            frame = parse_frame(text_data)
+            if frame["type"] == "cancel":
+                await database_sync_to_async(self.cancel)()
+            else:
+                await self.post(frame["text"], frame.get("client_id"))
+        except (FrameError, services.MessageRejected, services.ThreadBusy) as exc:
+            await self.send(text_data=rendering.notice(str(exc)))
+
+    def count_frame(self) -> None:
+        now = time.monotonic()
+        while self.recent and now - self.recent[0] > WINDOW_SECONDS:
+            self.recent.popleft()
+        if len(self.recent) >= FRAMES_PER_WINDOW:
+            raise FrameError("Too many messages at once; wait a few seconds.")
+        self.recent.append(now)
+
+    async def post(self, text: Any, client_id: Any) -> None:
+        send = database_sync_to_async(services.send_message)
+        _, run = await send(self.thread, text, client_id=client_id)
+        if run.status == Run.Status.QUEUED:
+            live.start(run.pk, self.thread.pk)
+
+    def cancel(self) -> None:
+        run = self.thread.runs.filter(status__in=Run.ACTIVE).first()
+        if run is None or not services.cancel_run(run):
+            raise FrameError("Nothing is running.")
+
+    # --- from the thread's group -------------------------------------------------------------
+
+    async def chat_html(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["html"])
+
+    async def chat_text(self, event: dict[str, Any]) -> None:
+        message_id, offset, text = event["message_id"], event["offset"], event["text"]
+        shown = self.known.get(message_id, 0)
+        if offset > shown:  # we missed some text: ask the broadcaster for it
+            await self.channel_layer.send(
+                event["broadcaster"],
+                {
+                    "type": "resync",
+                    "message_id": message_id,
+                    "offset": shown,
+                    "reply_to": self.channel_name,
+                },
+            )
+            return
+        fresh = text[shown - offset :]
+        if fresh:
+            self.known[message_id] = shown + len(fresh)
+            await self.send(text_data=rendering.text_fragment(message_id, fresh))
+
+
+def parse_frame(text_data: str | None) -> dict[str, Any]:
+    """The client's frame, validated: {"type": "message", "text", "client_id"} or
+    {"type": "cancel"}. Anything else is a FrameError with a reason."""
+    if not text_data:
+        raise FrameError("Empty frame.")
+    if len(text_data) > MAX_FRAME_CHARS:
+        raise FrameError("That message is too long.")
+    try:
+        frame = json.loads(text_data)
+    except ValueError:
+        raise FrameError("Malformed frame: not JSON.") from None
+    if not isinstance(frame, dict) or frame.get("type") not in ("message", "cancel"):
+        raise FrameError('Malformed frame: "type" must be "message" or "cancel".')
+    if unknown := set(frame) - ALLOWED_KEYS:
+        raise FrameError(f"Malformed frame: unexpected {', '.join(sorted(unknown))}.")
+    if frame["type"] == "message" and "text" not in frame:
+        raise FrameError('Malformed frame: a message needs "text".')
+    if frame.get("client_id") == "":
+        frame["client_id"] = None
+    return frame
