@@ -10,6 +10,7 @@ PORT   ?= 8000
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
+	$(PY) manage.py ensure_demo_user
 	@$(PY) manage.py provider_status
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

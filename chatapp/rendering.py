@@ -79,8 +79,11 @@ def timeline(thread: Thread) -> list[Item]:
         if message.role == Message.Role.USER:
             items.append(Item("user", message))
         elif message.role == Message.Role.ASSISTANT:
-            streaming = message.run_id == active and message.status == "incomplete"
-            if message.content or streaming:
+            streaming = (
+                active is not None and message.run_id == active and message.status == "incomplete"
+            )
+            stopped_silent = message.status == "incomplete" and not message.tool_calls
+            if message.content or streaming or stopped_silent:
                 items.append(Item("assistant", message, streaming=streaming))
             for call in message.tool_calls:
                 result = results.get(call["id"])
@@ -167,8 +170,8 @@ def event_fragments(event: events.RunEvent, thread: Thread | None = None) -> str
         case events.MessageStarted(message_id=message_id):
             message = Message.objects.select_related("assistant").get(pk=message_id)
             return append(Item("assistant", message, streaming=True))
-        case events.MessageCompleted(message_id=message_id, content=content):
-            if not content:  # only tool calls: their steps stand for it
+        case events.MessageCompleted(message_id=message_id, content=content, status=status):
+            if not content and status == "complete":  # only tool calls: their steps stand for it
                 return f'<div id="msg-{message_id}" hx-swap-oob="delete"></div>'
             message = Message.objects.select_related("assistant").get(pk=message_id)
             return oob("item", item=Item("assistant", message))
@@ -180,8 +183,10 @@ def event_fragments(event: events.RunEvent, thread: Thread | None = None) -> str
             return oob("item", item=Item("tool", step=step)) + _side(thread)
         case events.Handoff(source_name=source, target_name=target, metadata=metadata):
             data = {"source_name": source, "target_name": target, "metadata": metadata}
-            banner = append(handoff_item(data))
-            return banner + (oob("badge", thread=thread) if thread else "") + _side(thread)
+            side = _side(thread)  # reloads the thread: its assistant has changed
+            return (
+                append(handoff_item(data)) + (oob("badge", thread=thread) if thread else "") + side
+            )
         case events.RunFinished(status=status, error=error):
             shown = error if status in (Run.Status.FAILED, Run.Status.EXPIRED) else ""
             return (append(Item("error", text=shown)) if shown else "") + oob(
@@ -205,6 +210,7 @@ def _side(thread: Thread | None) -> str:
     if thread is None:
         return ""
     thread.refresh_from_db(fields=["metadata", "current_assistant"])
+    thread.current_assistant  # noqa: B018 - load the new assistant now, not while rendering
     return oob("side_panel", thread=thread, panels=side_panels(thread))
 
 

@@ -77,6 +77,7 @@ def cancel_run(run: Run) -> bool:
 
     The run keeps its partial text. A queued run that never started is cancelled at once.
     """
+    expire_stale_runs(run.thread)  # a run whose process died cannot hear the request
     now = timezone.now()
     never_started = Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
         status=Run.Status.CANCELLED, cancel_requested=True, finished_at=now, error="Stopped."

@@ -1,8 +1,22 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from chatapp import views
+
 urlpatterns = [
+    path("", views.thread_list, name="threads"),
+    path("threads/new/", views.new_thread, name="new_thread"),
+    path("threads/<uuid:thread_id>/", views.thread_page, name="thread"),
+    path("threads/<uuid:thread_id>/rename/", views.rename_thread, name="rename_thread"),
+    path("threads/<uuid:thread_id>/delete/", views.delete_thread, name="delete_thread"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

@@ -178,7 +178,9 @@ def apply_handoff(
             data={
                 "kind": "handoff",
                 "source": source.slug,
+                "source_name": source.name,
                 "target": target.slug,
+                "target_name": target.name,
                 "metadata": updates,
                 "history": rule.history,
                 "last_n": rule.history_last_n,

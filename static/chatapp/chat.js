@@ -12,16 +12,24 @@
     return Date.now().toString(36) + Math.random().toString(36).slice(2);
   }
 
-  // The run status fragment says whether a run is active; the input follows it.
+  var connected = false;
+
+  // The input is usable while the socket is open and the run status (a fragment the server
+  // sends) says no answer is being written.
   function syncComposer() {
     var status = byId("run-status");
     var fields = byId("composer-fields");
     if (!status || !fields) return;
-    var running = status.dataset.running === "true";
-    if (fields.disabled !== running) {
-      fields.disabled = running;
-      if (!running) byId("composer-text").focus();
+    var locked = !connected || status.dataset.running === "true";
+    if (fields.disabled !== locked) {
+      fields.disabled = locked;
+      if (!locked) byId("composer-text").focus();
     }
+  }
+
+  function showNotice(text) {
+    var notice = byId("notice");
+    if (notice) notice.textContent = text;
   }
 
   function scrollToEnd() {
@@ -59,9 +67,20 @@
       text.value = "";
       grow(text);
       byId("composer-fields").disabled = true; // until the run status says otherwise
-      var notice = byId("notice");
-      if (notice) notice.textContent = "";
+      showNotice("");
     }
+  });
+
+  document.addEventListener("htmx:wsOpen", function () {
+    connected = true;
+    showNotice("");
+    syncComposer();
+  });
+
+  document.addEventListener("htmx:wsClose", function () {
+    connected = false;
+    showNotice("Connection lost; reconnecting…");
+    syncComposer();
   });
 
   document.addEventListener("htmx:wsAfterMessage", function () {
@@ -69,8 +88,5 @@
     scrollToEnd();
   });
 
-  document.addEventListener("DOMContentLoaded", function () {
-    syncComposer();
-    scrollToEnd();
-  });
+  document.addEventListener("DOMContentLoaded", scrollToEnd);
 })();

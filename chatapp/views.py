@@ -1,0 +1,104 @@
+"""Pages: the list of a user's threads, starting, renaming and deleting one, and the thread page.
+
+Every state-changing view is POST-only (and CSRF-protected by the middleware); every thread is
+looked up through `owned_threads`, so another user's thread is a 404 like a missing one.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST, require_safe
+
+from chatapp import services
+from chatapp.access import owned_threads
+from chatapp.models import Assistant, Thread
+
+
+def get_owned_thread(request: HttpRequest, thread_id: UUID) -> Thread:
+    """The request's user's thread, or a 404 that looks the same whether the thread belongs
+    to someone else or does not exist."""
+    return get_object_or_404(
+        owned_threads(request.user).select_related("current_assistant"), pk=thread_id
+    )
+
+
+def redirect_back(request: HttpRequest) -> HttpResponse:
+    """Back to the page the form came from (`next`), if it is on this site; else the list.
+
+    Checking the host and scheme stops a crafted form from bouncing users to another site.
+    """
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("threads")
+
+
+@login_required
+@require_safe
+def thread_list(request: HttpRequest) -> HttpResponse:
+    threads = (
+        owned_threads(request.user).select_related("current_assistant").order_by("-updated_at")
+    )
+    return render(
+        request,
+        "chat/thread_list.html",
+        {"threads": threads, "entry_assistants": Assistant.objects.filter(is_entry=True)},
+    )
+
+
+@login_required
+@require_POST
+def new_thread(request: HttpRequest) -> HttpResponse:
+    slug = request.POST.get("assistant", "")
+    assistant = Assistant.objects.filter(is_entry=True, slug=slug).first()
+    if assistant is None:
+        # Only entry assistants start chats; any other slug is a stale or forged form.
+        messages.error(request, "Choose one of the assistants below to start a chat.")
+        return redirect("threads")
+    thread = Thread.start(assistant, user=request.user)
+    return redirect("thread", thread_id=thread.pk)
+
+
+@login_required
+@require_safe
+def thread_page(request: HttpRequest, thread_id: UUID) -> HttpResponse:
+    # Imported here so the other pages keep working while the rendering module is changed.
+    from chatapp.rendering import thread_context
+
+    thread = get_owned_thread(request, thread_id)
+    return render(request, "chat/thread.html", {"thread": thread, **thread_context(thread)})
+
+
+@login_required
+@require_POST
+def rename_thread(request: HttpRequest, thread_id: UUID) -> HttpResponse:
+    thread = get_owned_thread(request, thread_id)
+    try:
+        services.rename_thread(thread, request.POST.get("title", ""))
+    except services.TitleRejected as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Chat renamed.")
+    return redirect_back(request)
+
+
+@login_required
+@require_POST
+def delete_thread(request: HttpRequest, thread_id: UUID) -> HttpResponse:
+    thread = get_owned_thread(request, thread_id)
+    try:
+        services.delete_thread(thread)
+    except services.ThreadBusy as exc:
+        messages.error(request, str(exc))
+        return redirect_back(request)
+    messages.success(request, "Chat deleted.")
+    return redirect(reverse("threads"))

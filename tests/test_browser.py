@@ -1,0 +1,149 @@
+"""The whole product in a real browser: Debian's Chromium driven by Playwright against a live
+Daphne server with websockets. This test does not skip: without Chromium it fails, and
+.ci/run installs Chromium first."""
+
+from __future__ import annotations
+
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from asgiref.sync import SyncToAsync
+from channels.testing import ChannelsLiveServerTestCase
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import override_settings
+from playwright.sync_api import Page, expect, sync_playwright
+
+from assistants_registry.site_editor.models import Page as SitePage
+
+# The live server is a fork of this process. asgiref's one sync thread, if earlier tests
+# started it, does not survive a fork: give the child a fresh executor, or every database
+# call of the server waits forever on a thread that is not there.
+os.register_at_fork(
+    after_in_child=lambda: setattr(
+        SyncToAsync, "single_thread_executor", ThreadPoolExecutor(max_workers=1)
+    )
+)
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+OUTPUT = Path(__file__).resolve().parent.parent / "test-results" / "browser"
+# Chromium's background services try to reach Google; this machine has no network for them.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@override_settings(
+    CHATAPP_DEFAULT_PROVIDER="offline",
+    OPENAI_API_KEY="",
+    PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+)
+class BrowserTestCase(ChannelsLiveServerTestCase):
+    """A live Daphne (its own process, its settings fixed when it starts) and Chromium."""
+
+    host = "127.0.0.1"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        # Sync Playwright runs an event loop in this thread; the ORM calls of the test
+        # itself are still plain synchronous calls.
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+        super().setUpClass()
+        cls.playwright = sync_playwright().start()
+        cls.browser = cls.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.browser.close()
+        cls.playwright.stop()
+        super().tearDownClass()
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+    def setUp(self) -> None:
+        call_command("seed_demo", stdout=io.StringIO())
+        get_user_model().objects.create_user("demo", password="demo-pass-1")
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+
+    def open_page(self, width: int = 1280, height: int = 860) -> Page:
+        context = self.browser.new_context(viewport={"width": width, "height": height})
+        self.addCleanup(context.close)
+        page = context.new_page()
+        self.console_errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        return page
+
+    def log_in(self, page: Page) -> None:
+        page.goto(f"{self.live_server_url}/login/")
+        page.get_by_label("Username").fill("demo")
+        page.get_by_label("Password").fill("demo-pass-1")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Your chats")).to_be_visible()
+
+    def send(self, page: Page, text: str) -> None:
+        box = page.locator("#composer-text")
+        expect(box).to_be_enabled()
+        box.fill(text)
+        box.press("Enter")
+
+    def start_chat(self, page: Page) -> None:
+        self.log_in(page)
+        page.get_by_label("Welcome").check()
+        page.get_by_role("button", name="Start chat").click()
+        expect(page.locator("#assistant-badge")).to_have_text("Welcome")
+
+
+@override_settings(OFFLINE_MODEL_DELAY=0.01)
+class SiteEditorInTheBrowser(BrowserTestCase):
+    def test_edit_a_page_through_a_handoff(self) -> None:
+        page = self.open_page()
+        self.start_chat(page)
+        expect(page.locator("#empty-state")).to_contain_text("Say hello to Welcome")
+
+        self.send(page, "I want to edit the about page")
+        banner = page.locator(".handoff-banner")
+        expect(banner).to_have_text("Welcome → Page editor · page_id=about")
+        expect(page.locator("#assistant-badge")).to_have_text("Page editor")
+        expect(page.locator(".metadata-panel")).to_contain_text("page_id")
+        expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+
+        self.send(page, "set the title to Who we are")
+        expect(page.locator(".page-preview__title")).to_have_text("Who we are")
+        expect(page.locator(".tool-step").last).to_contain_text("set_title")
+        expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+        expect(page.locator("#composer-text")).to_be_enabled()
+        self.assertEqual(SitePage.objects.get(slug="about").title, "Who we are")
+        page.screenshot(path=str(OUTPUT / "thread.png"), full_page=True)
+
+        # The same page on a phone: readable, nothing wider than the screen.
+        phone = self.open_page(width=375, height=780)
+        self.log_in(phone)
+        phone.goto(page.url)
+        expect(phone.locator(".handoff-banner")).to_be_visible()
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        self.assertLessEqual(width, 375)
+        phone.screenshot(path=str(OUTPUT / "thread-phone.png"), full_page=True)
+        self.assertEqual(self.console_errors, [])
+
+
+@override_settings(OFFLINE_MODEL_DELAY=0.3)  # slow enough to press Stop halfway
+class StopInTheBrowser(BrowserTestCase):
+    def test_stop_keeps_the_partial_answer(self) -> None:
+        page = self.open_page()
+        self.start_chat(page)
+        self.send(page, "hello there")
+        stop = page.get_by_role("button", name="Stop")
+        expect(stop).to_be_visible()
+        stop.click()
+        expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+        expect(page.locator(".msg--incomplete")).to_be_visible()
+        expect(page.locator("#composer-text")).to_be_enabled()
+        self.assertEqual(self.console_errors, [])
+        page.screenshot(path=str(OUTPUT / "stopped.png"), full_page=True)
