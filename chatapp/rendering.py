@@ -166,7 +166,8 @@ def event_fragments(event: events.RunEvent, thread: Thread | None = None) -> str
             # Every tab of the thread shows the question, not only the one that sent it.
             asked = Message.objects.filter(run_id=run_id, role=Message.Role.USER).first()
             shown = append(Item("user", asked)) if asked else ""
-            return shown + oob("run_status", running=True)
+            title = oob("title", thread=thread) if thread else ""  # the first message names it
+            return shown + title + oob("run_status", running=True)
         case events.MessageStarted(message_id=message_id):
             message = Message.objects.select_related("assistant").get(pk=message_id)
             return append(Item("assistant", message, streaming=True))

@@ -108,6 +108,7 @@ class SiteEditorInTheBrowser(BrowserTestCase):
         expect(page.locator("#empty-state")).to_contain_text("Say hello to Welcome")
 
         self.send(page, "I want to edit the about page")
+        expect(page.locator("#thread-title")).to_have_text("I want to edit the about page")
         banner = page.locator(".handoff-banner")
         expect(banner).to_have_text("Welcome → Page editor · page_id=about")
         expect(page.locator("#assistant-badge")).to_have_text("Page editor")
