@@ -6,3 +6,8 @@ from django.apps import AppConfig
 class ChatappConfig(AppConfig):
     name = "chatapp"
     verbose_name = "Chat"
+
+    def ready(self) -> None:
+        from chatapp.versions import connect_signals
+
+        connect_signals()

@@ -120,6 +120,25 @@ class HandoffRule(models.Model):
             raise ValidationError({"required_metadata": "A list of metadata keys."})
 
 
+class AssistantVersion(models.Model):
+    """A snapshot of an assistant (its settings and its handoff rules) as it was when it
+    changed. Runs point at the version they used; staff can compare and restore versions."""
+
+    assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    snapshot = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["assistant", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["assistant", "number"], name="unique_version_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.assistant} v{self.number}"
+
+
 class Thread(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -204,6 +223,9 @@ class Run(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="runs")
     assistant = models.ForeignKey(Assistant, on_delete=models.PROTECT, related_name="runs")
+    assistant_version = models.ForeignKey(
+        AssistantVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
     status = models.CharField(max_length=12, choices=Status, default=Status.QUEUED)
     error = models.TextField(blank=True)
     usage = models.JSONField(default=dict, blank=True)

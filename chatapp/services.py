@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from chatapp import versions
 from chatapp.models import Message, Run, Thread
 from chatapp.runs import cancellation
 
@@ -51,7 +52,11 @@ def send_message(thread: Thread, text: Any, *, client_id: str | None = None) -> 
     expire_stale_runs(thread)
     try:
         with transaction.atomic():
-            run = Run.objects.create(thread=thread, assistant_id=thread.current_assistant_id)
+            run = Run.objects.create(
+                thread=thread,
+                assistant_id=thread.current_assistant_id,
+                assistant_version=versions.latest(thread.current_assistant_id),
+            )
             message = Message.objects.create(
                 thread=thread, run=run, role=Message.Role.USER, content=text, client_id=client_id
             )

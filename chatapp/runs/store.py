@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assistants_registry.tools import ToolOutcome
-from chatapp.models import Assistant, HandoffRule, Message, Run, RunStep, Thread
+from chatapp.models import Assistant, AssistantVersion, HandoffRule, Message, Run, RunStep, Thread
 from chatapp.providers.base import ToolCall
 from chatapp.runs.handoffs import describe_metadata
 
@@ -91,7 +91,15 @@ def finish_message(
             index=step_index,
             kind=RunStep.Kind.MESSAGE,
             assistant_id=message.assistant_id,
-            data={"message_id": message.pk, "tool_calls": len(calls), "usage": usage},
+            data={
+                "message_id": message.pk,
+                "tool_calls": len(calls),
+                "usage": usage,
+                # which version of the assistant spoke: a run may pass through several
+                "version": AssistantVersion.objects.filter(assistant_id=message.assistant_id)
+                .values_list("number", flat=True)
+                .first(),
+            },
             finished_at=timezone.now(),
         )
 

@@ -1,0 +1,146 @@
+"""Assistant versions: a snapshot whenever an assistant or its handoff rules change.
+
+Changes are noticed by signals and recorded once per transaction, when it commits, so an
+admin save of an assistant with its inline rules makes one version, not one per row.
+Recording is idempotent: a snapshot equal to the latest version records nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+
+from chatapp.models import Assistant, AssistantVersion, HandoffRule
+
+ASSISTANT_FIELDS = (
+    "name",
+    "description",
+    "instructions",
+    "provider",
+    "model",
+    "temperature",
+    "tools",
+    "max_steps",
+    "is_entry",
+)
+RULE_FIELDS = (
+    "tool_name",
+    "description",
+    "trigger",
+    "after_tool",
+    "parameters",
+    "required_metadata",
+    "history",
+    "history_last_n",
+    "extra_instructions",
+    "respond_immediately",
+    "enabled",
+    "order",
+)
+
+
+class RestoreError(Exception):
+    """A version cannot be restored (e.g. a rule's target assistant no longer exists)."""
+
+
+def snapshot(assistant: Assistant) -> dict[str, Any]:
+    rules = assistant.handoff_rules.select_related("target").order_by("order", "tool_name")
+    return {
+        "assistant": {name: getattr(assistant, name) for name in ASSISTANT_FIELDS},
+        "rules": [
+            {"target": rule.target.slug, **{name: getattr(rule, name) for name in RULE_FIELDS}}
+            for rule in rules
+        ],
+    }
+
+
+def latest(assistant_id: Any) -> AssistantVersion | None:
+    return AssistantVersion.objects.filter(assistant_id=assistant_id).order_by("-number").first()
+
+
+def record(assistant_id: Any) -> AssistantVersion | None:
+    """A new version if the assistant differs from its latest one; None otherwise."""
+    with transaction.atomic():
+        assistant = Assistant.objects.select_for_update().filter(pk=assistant_id).first()
+        if assistant is None:  # deleted in the same transaction
+            return None
+        state = snapshot(assistant)
+        previous = latest(assistant_id)
+        if previous is not None and previous.snapshot == state:
+            return None
+        number = (
+            AssistantVersion.objects.filter(assistant=assistant).aggregate(n=Max("number"))["n"]
+            or 0
+        ) + 1
+        return AssistantVersion.objects.create(assistant=assistant, number=number, snapshot=state)
+
+
+def record_on_commit(assistant_id: Any) -> None:
+    transaction.on_commit(lambda: record(assistant_id))
+
+
+def diff(old: AssistantVersion | None, new: AssistantVersion) -> list[str]:
+    """A unified diff of two versions' snapshots, line by line, for the admin."""
+    before = pretty(old.snapshot) if old else []
+    label = f"v{old.number}" if old else "nothing"
+    return list(
+        difflib.unified_diff(before, pretty(new.snapshot), label, f"v{new.number}", lineterm="")
+    )
+
+
+def pretty(state: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for name, value in state["assistant"].items():
+        if name == "instructions":
+            lines.append("instructions:")
+            lines.extend(f"    {line}" for line in str(value).splitlines())
+        else:
+            lines.append(f"{name}: {json.dumps(value, ensure_ascii=False)}")
+    for rule in state["rules"]:
+        lines.append(f"rule {rule['tool_name']} → {rule['target']}:")
+        lines.extend(
+            f"    {key}: {json.dumps(value, ensure_ascii=False)}"
+            for key, value in rule.items()
+            if key not in ("tool_name", "target")
+        )
+    return lines
+
+
+@transaction.atomic
+def restore(version: AssistantVersion) -> AssistantVersion | None:
+    """Make the assistant what it was at `version`; the result is recorded as a new version."""
+    assistant = version.assistant
+    state = version.snapshot
+    slugs = {rule["target"] for rule in state["rules"]}
+    targets = {a.slug: a for a in Assistant.objects.filter(slug__in=slugs)}
+    if missing := slugs - set(targets):
+        raise RestoreError(
+            f"v{version.number} hands off to assistants that no longer exist: "
+            f"{', '.join(sorted(missing))}."
+        )
+    for name, value in state["assistant"].items():
+        setattr(assistant, name, value)
+    assistant.save()
+    assistant.handoff_rules.all().delete()
+    for rule in state["rules"]:
+        values = {k: v for k, v in rule.items() if k != "target"}
+        HandoffRule.objects.create(source=assistant, target=targets[rule["target"]], **values)
+    return record(assistant.pk)
+
+
+def connect_signals() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    def assistant_changed(sender: Any, instance: Assistant, **kwargs: Any) -> None:
+        record_on_commit(instance.pk)
+
+    def rule_changed(sender: Any, instance: HandoffRule, **kwargs: Any) -> None:
+        record_on_commit(instance.source_id)
+
+    post_save.connect(assistant_changed, sender=Assistant, dispatch_uid="version-assistant")
+    post_save.connect(rule_changed, sender=HandoffRule, dispatch_uid="version-rule-save")
+    post_delete.connect(rule_changed, sender=HandoffRule, dispatch_uid="version-rule-delete")
