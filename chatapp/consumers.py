@@ -15,7 +15,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chatapp import live, rendering, services
+from chatapp import fragments, live, services
 from chatapp.access import owned_threads
 from chatapp.models import Message, Run, Thread
 
@@ -67,7 +67,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             role=Message.Role.ASSISTANT,
             status=Message.Status.INCOMPLETE,
         ).values_list("pk", "content")
-        return rendering.connect_fragments(self.thread), {pk: len(text) for pk, text in streaming}
+        return fragments.connect_fragments(self.thread), {pk: len(text) for pk, text in streaming}
 
     # --- from the browser -------------------------------------------------------------------
 
@@ -80,7 +80,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             else:
                 await self.post(frame["text"], frame.get("client_id"))
         except (FrameError, services.MessageRejected, services.ThreadBusy) as exc:
-            await self.send(text_data=rendering.notice(str(exc)))
+            await self.send(text_data=fragments.notice(str(exc)))
 
     def count_frame(self) -> None:
         now = time.monotonic()
@@ -123,7 +123,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         fresh = text[shown - offset :]
         if fresh:
             self.known[message_id] = shown + len(fresh)
-            await self.send(text_data=rendering.text_fragment(message_id, fresh))
+            await self.send(text_data=fragments.text_fragment(message_id, fresh))
 
 
 def parse_frame(text_data: str | None) -> dict[str, Any]:

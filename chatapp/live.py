@@ -24,7 +24,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chatapp import rendering
+from chatapp import fragments
 from chatapp.models import Thread
 from chatapp.runs import events
 from chatapp.runs.engine import execute
@@ -53,6 +53,12 @@ async def wait_for_all() -> None:
         await asyncio.gather(*list(_tasks), return_exceptions=True)
 
 
+def innermost(event: events.RunEvent) -> events.RunEvent:
+    while isinstance(event, events.Nested):
+        event = event.event
+    return event
+
+
 class Broadcaster:
     def __init__(self, run_id: Any, thread_id: Any) -> None:
         self.run_id, self.thread_id = str(run_id), thread_id
@@ -71,11 +77,13 @@ class Broadcaster:
                 pk=self.thread_id
             )
             async for event in execute(self.run_id):
-                if isinstance(event, events.TextDelta):
-                    self.texts[event.message_id] = self.texts.get(event.message_id, "") + event.text
+                if isinstance(delta := innermost(event), events.TextDelta):
+                    # Message ids are unique across threads: a consulted specialist's text
+                    # streams into its own message inside the consultation's block.
+                    self.texts[delta.message_id] = self.texts.get(delta.message_id, "") + delta.text
                     continue
                 await self.flush()
-                html = await database_sync_to_async(rendering.event_fragments)(event, thread)
+                html = await database_sync_to_async(fragments.event_fragments)(event, thread)
                 if html:
                     await self.layer.group_send(self.group, {"type": "chat.html", "html": html})
         except Exception:

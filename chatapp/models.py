@@ -120,6 +120,33 @@ class HandoffRule(models.Model):
             raise ValidationError({"required_metadata": "A list of metadata keys."})
 
 
+class ConsultRule(models.Model):
+    """Lets `source` consult `specialist` through a tool `ask_<slug>`: the specialist answers on
+    a child thread and its answer comes back as the tool result; the thread does not move."""
+
+    source = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="consult_rules")
+    specialist = models.ForeignKey(Assistant, on_delete=models.PROTECT, related_name="consulted_by")
+    tool_name = models.CharField(max_length=64, blank=True, help_text="Empty: ask_<slug>.")
+    description = models.TextField(blank=True, help_text="Empty: the specialist's description.")
+    enabled = models.BooleanField(default=True)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["source", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "tool_name"], name="unique_consult_tool_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} asks {self.specialist}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.tool_name:
+            slug = SLUG_TO_IDENTIFIER.sub("_", self.specialist.slug.lower()).strip("_")
+            self.tool_name = f"ask_{slug}"
+        super().save(*args, **kwargs)
+
+
 class AssistantVersion(models.Model):
     """A snapshot of an assistant (its settings and its handoff rules) as it was when it
     changed. Runs point at the version they used; staff can compare and restore versions."""
@@ -149,6 +176,13 @@ class Thread(models.Model):
         Assistant, on_delete=models.PROTECT, related_name="threads"
     )
     metadata = models.JSONField(default=dict, blank=True)
+    # A consultation's thread hangs off the step of the parent run that asked for it.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    parent_step = models.ForeignKey(
+        "RunStep", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,6 +8,7 @@ URL); everything else is autoescaped by the templates.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,6 @@ from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 
 from chatapp.models import Message, Run, Thread
-from chatapp.runs import events
 from chatapp.runs.handoffs import describe_metadata
 
 THREAD_TEMPLATE = "chat/thread.html"
@@ -52,6 +52,15 @@ class ToolStep:
     @property
     def running(self) -> bool:
         return self.result is None
+
+    @property
+    def question(self) -> str:
+        """For a consultation: what was asked."""
+        try:
+            value = json.loads(self.arguments or "{}")
+        except ValueError:
+            return self.arguments
+        return value.get("message_to_assistant", "") if isinstance(value, dict) else ""
 
 
 @dataclass
@@ -88,9 +97,11 @@ def timeline(thread: Thread) -> list[Item]:
             for call in message.tool_calls:
                 result = results.get(call["id"])
                 step = ToolStep(call["id"], call["name"], call["arguments"])
+                kind = "tool"
                 if result is not None:
                     step.result, step.is_error = result.content, result.data.get("is_error", False)
-                items.append(Item("tool", step=step))
+                    kind = "consult" if result.data.get("consult") else "tool"
+                items.append(Item(kind, step=step))
         elif message.role == Message.Role.EVENT and message.data.get("kind") == "handoff":
             items.append(handoff_item(message.data, message.content))
         last_of_run = (
@@ -141,85 +152,3 @@ def partial(name: str, context: dict[str, Any]) -> str:
 
 def oob(name: str, swap: str = "outerHTML", **context: Any) -> str:
     return partial(name, {"oob": swap, **context})
-
-
-# --- what the websocket sends -------------------------------------------------------------
-
-
-def connect_fragments(thread: Thread) -> str:
-    """Everything that shows the thread as it is now, for a (re)connecting page."""
-    context = thread_context(thread)
-    return "".join(
-        [
-            oob("messages", **context),
-            oob("badge", thread=thread),
-            oob("side_panel", **context),
-            oob("run_status", running=context["running"]),
-        ]
-    )
-
-
-def event_fragments(event: events.RunEvent, thread: Thread | None = None) -> str:
-    """The HTML for one run event (text deltas are not rendered here: see text_fragment)."""
-    match event:
-        case events.RunStarted(run_id=run_id):
-            # Every tab of the thread shows the question, not only the one that sent it.
-            asked = Message.objects.filter(run_id=run_id, role=Message.Role.USER).first()
-            shown = append(Item("user", asked)) if asked else ""
-            title = oob("title", thread=thread) if thread else ""  # the first message names it
-            return shown + title + oob("run_status", running=True)
-        case events.MessageStarted(message_id=message_id):
-            message = Message.objects.select_related("assistant").get(pk=message_id)
-            return append(Item("assistant", message, streaming=True))
-        case events.MessageCompleted(message_id=message_id, content=content, status=status):
-            if not content and status == "complete":  # only tool calls: their steps stand for it
-                return f'<div id="msg-{message_id}" hx-swap-oob="delete"></div>'
-            message = Message.objects.select_related("assistant").get(pk=message_id)
-            return oob("item", item=Item("assistant", message))
-        case events.ToolCalled(step_id=step_id, name=name, arguments=arguments):
-            return append(Item("tool", step=ToolStep(f"s{step_id}", name, arguments)))
-        case events.ToolResult(step_id=step_id, name=name, output=output, is_error=is_error):
-            step = ToolStep(f"s{step_id}", name, "", output, is_error)
-            step.arguments = _arguments_of(step_id)
-            return oob("item", item=Item("tool", step=step)) + _side(thread)
-        case events.Handoff(source_name=source, target_name=target, metadata=metadata):
-            data = {"source_name": source, "target_name": target, "metadata": metadata}
-            side = _side(thread)  # reloads the thread: its assistant has changed
-            return (
-                append(handoff_item(data)) + (oob("badge", thread=thread) if thread else "") + side
-            )
-        case events.RunFinished(status=status, error=error):
-            shown = error if status in (Run.Status.FAILED, Run.Status.EXPIRED) else ""
-            return (append(Item("error", text=shown)) if shown else "") + oob(
-                "run_status", running=False
-            )
-    return ""
-
-
-def append(item: Item) -> str:
-    return partial("append", {"item": item})
-
-
-def _arguments_of(step_id: int) -> str:
-    from chatapp.models import RunStep
-
-    step = RunStep.objects.filter(pk=step_id).values_list("data", flat=True).first() or {}
-    return step.get("arguments", "")
-
-
-def _side(thread: Thread | None) -> str:
-    if thread is None:
-        return ""
-    thread.refresh_from_db(fields=["metadata", "current_assistant"])
-    thread.current_assistant  # noqa: B018 - load the new assistant now, not while rendering
-    return oob("side_panel", thread=thread, panels=side_panels(thread))
-
-
-def text_fragment(message_id: int, text: str) -> str:
-    """Escaped text appended to a streaming message. The text is a batch of deltas."""
-    return partial("text", {"message_id": message_id, "text": text})
-
-
-def notice(text: str) -> str:
-    """A plain-words notice under the input (a refused message, a malformed frame)."""
-    return partial("notice", {"text": text})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -92,7 +94,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     # A file, not memory: the browser test's live server is another process.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    database_file = Path(DATABASES["default"]["NAME"])
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(database_file.with_name(f"test-{database_file.name}"))
+    }
 else:
     # Named explicitly: channels' live server derives "test_" + NAME otherwise, and NAME is
     # already the test database's by the time it starts.
@@ -162,11 +167,22 @@ OFFLINE_MODEL_DELAY = float(os.environ.get("OFFLINE_MODEL_DELAY", "0.03"))
 
 CHATAPP_MAX_MESSAGE_CHARS = int(os.environ.get("CHATAPP_MAX_MESSAGE_CHARS", "8000"))
 CHATAPP_MAX_HANDOFFS_PER_RUN = int(os.environ.get("CHATAPP_MAX_HANDOFFS_PER_RUN", "4"))
+# How deep consultations may nest (an assistant asking one that asks another...).
+CHATAPP_MAX_CONSULT_DEPTH = int(os.environ.get("CHATAPP_MAX_CONSULT_DEPTH", "2"))
 CHATAPP_TOOL_TIMEOUT = float(os.environ.get("CHATAPP_TOOL_TIMEOUT", "30"))
 # Partial text of a streaming message is written to the database this often (seconds).
 CHATAPP_FLUSH_INTERVAL = float(os.environ.get("CHATAPP_FLUSH_INTERVAL", "1.0"))
 # A run whose heartbeat is older than this is considered dead and marked expired.
 CHATAPP_RUN_EXPIRY = float(os.environ.get("CHATAPP_RUN_EXPIRY", "120"))
+
+# Assistants defined as code (see `manage.py sync_assistants`): YAML files besides the apps'
+# own assistants.py / assistants.yaml (relative paths are relative to BASE_DIR), and this
+# environment's changes to them, e.g. {"page-editor": {"model": "gpt-5-mini"}, "*": {...}}.
+CHATAPP_ASSISTANT_FILES = env_list("CHATAPP_ASSISTANT_FILES", "")
+try:
+    CHATAPP_ASSISTANT_OVERRIDES = json.loads(os.environ.get("CHATAPP_ASSISTANT_OVERRIDES") or "{}")
+except json.JSONDecodeError as exc:
+    raise ImproperlyConfigured(f"CHATAPP_ASSISTANT_OVERRIDES is not valid JSON: {exc}") from None
 
 LOGGING = {
     "version": 1,

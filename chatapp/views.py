@@ -46,7 +46,10 @@ def redirect_back(request: HttpRequest) -> HttpResponse:
 @require_safe
 def thread_list(request: HttpRequest) -> HttpResponse:
     threads = (
-        owned_threads(request.user).select_related("current_assistant").order_by("-updated_at")
+        owned_threads(request.user)
+        .filter(parent__isnull=True)  # consultations are shown inside their parent thread
+        .select_related("current_assistant")
+        .order_by("-updated_at")
     )
     return render(
         request,

@@ -156,7 +156,7 @@ async def test_cancel_keeps_the_partial_text_and_frees_the_input(thread, user, s
     communicator, _ = await connect(thread.pk, user)
     await communicator.receive_from()
     await communicator.send_json_to({"type": "message", "text": "go"})
-    await frames_until(communicator, "Stop")
+    await frames_until(communicator, '">Partial')  # the first word is on the page
     await communicator.send_json_to({"type": "cancel"})
     frames = await frames_until(communicator, 'data-running="false"')
     pause.set()

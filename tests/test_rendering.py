@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp import rendering
+from chatapp import fragments, rendering
 from chatapp.models import Message, Thread
 from chatapp.runs import events
 from tests.factories import assistant
@@ -61,19 +61,25 @@ def test_staff_written_names_and_model_text_are_escaped_on_the_page(thread):
     )
     thread.metadata = {"page_id": EVIL}
     thread.save()
-    html = rendering.connect_fragments(thread)
+    html = fragments.connect_fragments(thread)
     assert "<script>" not in html and "<img" not in html and "<iframe" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 def test_live_fragments_are_escaped(thread):
     run_id = "r"
-    fragments = [
-        rendering.text_fragment(1, EVIL),
-        rendering.event_fragments(events.ToolCalled(run_id, 1, "c", EVIL, EVIL)),
-        rendering.event_fragments(events.Handoff(run_id, 1, "a", EVIL, "b", EVIL, {"k": EVIL})),
-        rendering.event_fragments(events.RunFinished(run_id, "failed", EVIL)),
-        rendering.notice(EVIL),
+    rendered = [
+        fragments.text_fragment(1, EVIL),
+        fragments.event_fragments(events.ToolCalled(run_id, 1, "c", EVIL, EVIL)),
+        fragments.event_fragments(events.Handoff(run_id, 1, "a", EVIL, "b", EVIL, {"k": EVIL})),
+        fragments.event_fragments(
+            events.Nested(run_id, 1, EVIL, events.RunStarted(run_id, "t", "x"))
+        ),
+        fragments.event_fragments(
+            events.ToolResult(run_id, 1, "c", EVIL, EVIL, is_error=False, kind="consult")
+        ),
+        fragments.event_fragments(events.RunFinished(run_id, "failed", EVIL)),
+        fragments.notice(EVIL),
     ]
-    for html in fragments:
+    for html in rendered:
         assert "<script>" not in html and "<img" not in html, html

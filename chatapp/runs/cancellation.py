@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 _requested: set[str] = set()
+_children: dict[str, set[str]] = {}  # a consulting run -> the runs it consults
 _readers: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = {}
 _END = object()
 
@@ -27,6 +28,15 @@ def request(run_id: Any) -> None:
     if key in _readers:
         loop, reader = _readers[key]
         loop.call_soon_threadsafe(reader.cancel)
+    for child in list(_children.get(key, ())):
+        request(child)
+
+
+def link(parent_id: Any, child_id: Any) -> None:
+    """Stopping the parent stops the child too."""
+    _children.setdefault(str(parent_id), set()).add(str(child_id))
+    if requested(parent_id):
+        request(child_id)
 
 
 def requested(run_id: Any) -> bool:
@@ -35,6 +45,7 @@ def requested(run_id: Any) -> bool:
 
 def forget(run_id: Any) -> None:
     _requested.discard(str(run_id))
+    _children.pop(str(run_id), None)
 
 
 async def interruptible(run_id: str, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -46,12 +57,16 @@ async def interruptible(run_id: str, stream: AsyncIterator[Any]) -> AsyncIterato
             async for item in stream:
                 queue.put_nowait(item)
             queue.put_nowait(_END)
-        except asyncio.CancelledError:
-            queue.put_nowait(Cancelled())
         except Exception as exc:  # handed to the run loop, which knows what to do with it
             queue.put_nowait(exc)
 
+    def on_done(task: asyncio.Task[None]) -> None:
+        # A task cancelled before it ever ran never enters read(): tell the loop here.
+        if task.cancelled():
+            queue.put_nowait(Cancelled())
+
     reader = asyncio.create_task(read())
+    reader.add_done_callback(on_done)
     _readers[run_id] = (asyncio.get_running_loop(), reader)
     try:
         if requested(run_id):
@@ -62,4 +77,5 @@ async def interruptible(run_id: str, stream: AsyncIterator[Any]) -> AsyncIterato
             yield item
     finally:
         _readers.pop(run_id, None)
+        reader.remove_done_callback(on_done)
         reader.cancel()

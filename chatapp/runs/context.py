@@ -11,14 +11,15 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from django.template import Context, Engine
 
 from assistants_registry.registry import Registry
 from assistants_registry.tools import ToolSpec
-from chatapp.models import Assistant, HandoffRule, Message, Thread
+from chatapp.models import Assistant, ConsultRule, HandoffRule, Message, Thread
 from chatapp.providers.base import ChatMessage, ProviderRequest, ToolCall, ToolDefinition
+from chatapp.runs.consult import ConsultTool, consult_tool
 from chatapp.runs.handoffs import HandoffTool, handoff_tool
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,13 @@ class AssistantTools:
 
     ordinary: dict[str, ToolSpec] = field(default_factory=dict)
     handoffs: dict[str, HandoffTool] = field(default_factory=dict)
+    consults: dict[str, ConsultTool] = field(default_factory=dict)
     after_tool: list[HandoffRule] = field(default_factory=list)
+
+    def kind(self, name: str) -> Literal["tool", "handoff", "consult"]:
+        if name in self.handoffs:
+            return "handoff"
+        return "consult" if name in self.consults else "tool"
 
     def after(self, tool_name: str) -> HandoffRule | None:
         """The first after-tool rule that fires when `tool_name` succeeds."""
@@ -48,11 +55,16 @@ class AssistantTools:
         ordinary = [
             ToolDefinition(s.name, s.description, s.parameters) for s in self.ordinary.values()
         ]
-        return (*ordinary, *(h.definition for h in self.handoffs.values()))
+        handoffs = [h.definition for h in self.handoffs.values()]
+        consults = [c.definition for c in self.consults.values()]
+        return (*ordinary, *consults, *handoffs)
 
 
 def assistant_tools(
-    assistant: Assistant, rules: list[HandoffRule], registry: Registry
+    assistant: Assistant,
+    rules: list[HandoffRule],
+    registry: Registry,
+    consults: list[ConsultRule] = (),  # type: ignore[assignment]
 ) -> AssistantTools:
     tools = AssistantTools()
     for name in assistant.tools:
@@ -65,6 +77,9 @@ def assistant_tools(
             tools.after_tool.append(rule)
         elif rule.tool_name not in tools.ordinary:
             tools.handoffs[rule.tool_name] = handoff_tool(rule)
+    for rule in consults:
+        if rule.tool_name not in tools.ordinary and rule.tool_name not in tools.handoffs:
+            tools.consults[rule.tool_name] = consult_tool(rule)
     return tools
 
 

@@ -23,11 +23,12 @@ from assistants_registry.tools import ToolContext, ToolError, ToolOutcome
 from chatapp.models import Assistant, HandoffRule, Run
 from chatapp.providers import get_provider
 from chatapp.providers.base import ProviderError, TextChunk, ToolCall, ToolCallReady, Usage
-from chatapp.runs import cancellation, context, store
+from chatapp.runs import cancellation, consult, context, store
 from chatapp.runs.events import (
     Handoff,
     MessageCompleted,
     MessageStarted,
+    Nested,
     RunEvent,
     RunFinished,
     RunStarted,
@@ -48,14 +49,25 @@ class Stop(Exception):
         self.status, self.reason = status, reason
 
 
-async def execute(run_id: Any, *, registry: Registry = default_registry) -> AsyncIterator[RunEvent]:
-    """Run a queued run to its end, yielding what happens. Nothing is written per token."""
+async def execute(
+    run_id: Any,
+    *,
+    registry: Registry = default_registry,
+    depth: int = 0,
+    budget: consult.Budget | None = None,
+    watch: tuple[str, ...] = (),
+) -> AsyncIterator[RunEvent]:
+    """Run a queued run to its end, yielding what happens. Nothing is written per token.
+
+    A consultation runs its child with `depth` + 1, the parent's step `budget`, and the
+    ancestors' run ids to `watch` for a stop request.
+    """
     try:
         run = await db(store.begin)(str(run_id))
     except store.RunNotStartable:
         logger.info("Run %s is not queued; not starting it", run_id)
         return
-    loop = RunLoop(run, registry)
+    loop = RunLoop(run, registry, depth=depth, budget=budget, watch=watch)
     yield RunStarted(str(run.pk), str(run.thread_id), run.assistant.slug)
     status, error = Run.Status.COMPLETED, ""
     try:
@@ -85,8 +97,17 @@ async def execute(run_id: Any, *, registry: Registry = default_registry) -> Asyn
 
 
 class RunLoop:
-    def __init__(self, run: Run, registry: Registry) -> None:
+    def __init__(
+        self,
+        run: Run,
+        registry: Registry,
+        *,
+        depth: int = 0,
+        budget: consult.Budget | None = None,
+        watch: tuple[str, ...] = (),
+    ) -> None:
         self.run, self.run_id, self.registry = run, str(run.pk), registry
+        self.depth, self.budget, self.watch = depth, budget, (str(run.pk), *watch)
         self.usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0}
         self.steps_by_assistant: Counter[int] = Counter()
         self.step_index = 0
@@ -98,7 +119,7 @@ class RunLoop:
     async def steps(self) -> AsyncIterator[RunEvent]:
         while True:
             turn = await db(store.load_turn)(self.run_id)
-            if turn.run.cancel_requested or cancellation.requested(self.run_id):
+            if await db(store.stop_requested)(self.watch) or cancellation.requested(self.run_id):
                 raise Stop(Run.Status.CANCELLED, "Stopped.")
             assistant = turn.assistant
             if self.steps_by_assistant[assistant.pk] >= assistant.max_steps:
@@ -107,8 +128,13 @@ class RunLoop:
                     f"{assistant.name} reached its limit of "
                     f"{assistant.max_steps} steps in one run.",
                 )
+            if self.budget is not None and not self.budget.spend():
+                raise Stop(Run.Status.FAILED, "The step budget of the consulting run is used up.")
             self.steps_by_assistant[assistant.pk] += 1
-            tools = context.assistant_tools(assistant, turn.rules, self.registry)
+            may_consult = self.depth < settings.CHATAPP_MAX_CONSULT_DEPTH
+            tools = context.assistant_tools(
+                assistant, turn.rules, self.registry, turn.consults if may_consult else []
+            )
             provider = get_provider(assistant.provider)
             request = context.build_request(
                 turn.thread,
@@ -147,7 +173,7 @@ class RunLoop:
                 self.usage["completion_tokens"] += chunk.completion_tokens
             if time.monotonic() - flushed_at >= settings.CHATAPP_FLUSH_INTERVAL:
                 flushed_at = time.monotonic()
-                if await db(store.flush)(self.run_id, self.message.pk, self.text):
+                if await db(store.flush)(self.watch, self.message.pk, self.text):
                     raise Stop(Run.Status.CANCELLED, "Stopped.")
         yield await self.close_message(complete=True, calls=calls)
 
@@ -175,11 +201,19 @@ class RunLoop:
         metadata = dict(turn.thread.metadata)
         handoff: tuple[HandoffRule, dict[str, Any], Any] | None = None
         for call in sorted(calls, key=lambda c: c.name in tools.handoffs):
+            kind = tools.kind(call.name)
             step = await db(store.start_tool_step)(
-                self.run, turn.assistant, call, self.next_index()
+                self.run, turn.assistant, call, self.next_index(), kind
             )
-            yield ToolCalled(self.run_id, step.pk, call.id, call.name, call.arguments)
-            if call.name in tools.handoffs:
+            yield ToolCalled(self.run_id, step.pk, call.id, call.name, call.arguments, kind)
+            if kind == "consult":
+                answers: list[ToolOutcome] = []
+                async for event in self.consult(
+                    turn, tools.consults[call.name], call, step, answers
+                ):
+                    yield event
+                outcome, updates = answers[0], {}
+            elif kind == "handoff":
                 rule = tools.handoffs[call.name].rule
                 outcome, updates = self.check_handoff(rule, call, metadata, handoff)
                 if not outcome.is_error:
@@ -198,7 +232,7 @@ class RunLoop:
                     metadata.update(updates)
             await db(store.record_tool_result)(step, call, outcome, updates)
             yield ToolResult(
-                self.run_id, step.pk, call.id, call.name, outcome.output, outcome.is_error
+                self.run_id, step.pk, call.id, call.name, outcome.output, outcome.is_error, kind
             )
         if handoff is not None:
             rule, updates, step = handoff
@@ -211,7 +245,13 @@ class RunLoop:
             if step is not None:
                 output = store.transferred(rule.target)
                 yield ToolResult(
-                    self.run_id, step.pk, step.data["call_id"], rule.tool_name, output, False
+                    self.run_id,
+                    step.pk,
+                    step.data["call_id"],
+                    rule.tool_name,
+                    output,
+                    False,
+                    "handoff",
                 )
             yield await self.hand_off(turn, rule, updates, step, metadata)
 
@@ -225,6 +265,44 @@ class RunLoop:
         except ToolError as exc:
             return ToolOutcome(str(exc), is_error=True), {}
         return ToolOutcome(store.transferred(rule.target)), updates
+
+    async def consult(
+        self,
+        turn: store.Turn,
+        tool: consult.ConsultTool,
+        call: ToolCall,
+        step: Any,
+        answers: list[ToolOutcome],
+    ) -> AsyncIterator[RunEvent]:
+        """Run the specialist on its child thread, relaying its events; its answer (or why
+        there is none) goes into `answers`."""
+        specialist = tool.rule.specialist
+        try:
+            arguments = consult.parse(tool.rule, call.arguments)
+        except ToolError as exc:
+            answers.append(ToolOutcome(str(exc), is_error=True))
+            return
+        assistant = turn.assistant
+        budget = self.budget or consult.Budget(
+            assistant.max_steps - self.steps_by_assistant[assistant.pk]
+        )
+        child = await db(consult.open_consultation)(self.run, tool.rule, step, arguments)
+        cancellation.link(self.run_id, child.pk)
+        children = execute(
+            child.pk, registry=self.registry, depth=self.depth + 1, budget=budget, watch=self.watch
+        )
+        async for event in children:
+            yield Nested(self.run_id, step.pk, specialist.name, event)
+        if self.budget is None:  # a shared budget was spent directly
+            self.steps_by_assistant[assistant.pk] += budget.used
+        if cancellation.requested(self.run_id) or await db(store.stop_requested)(self.watch):
+            raise Stop(Run.Status.CANCELLED, "Stopped.")
+        status, answer, error = await db(consult.answer_of)(str(child.pk))
+        if status == Run.Status.COMPLETED:
+            answers.append(ToolOutcome(answer or f"{specialist.name} gave no answer."))
+        else:
+            reason = error or status
+            answers.append(ToolOutcome(f"{specialist.name} could not answer: {reason}", True))
 
     async def call_tool(
         self,

@@ -52,6 +52,7 @@ class ToolCalled:
     call_id: str
     name: str
     arguments: str
+    kind: Literal["tool", "handoff", "consult"] = "tool"
     type: Literal["tool.called"] = "tool.called"
 
 
@@ -63,6 +64,7 @@ class ToolResult:
     name: str
     output: str
     is_error: bool
+    kind: Literal["tool", "handoff", "consult"] = "tool"
     type: Literal["tool.result"] = "tool.result"
 
 
@@ -86,6 +88,17 @@ class RunFinished:
     type: Literal["run.finished"] = "run.finished"
 
 
+@dataclass(frozen=True, slots=True)
+class Nested:
+    """An event of a consulted specialist's run, relayed by the run that asked (step_id)."""
+
+    run_id: str
+    step_id: int
+    specialist: str
+    event: RunEvent
+    type: Literal["nested"] = "nested"
+
+
 RunEvent = (
     RunStarted
     | MessageStarted
@@ -95,6 +108,7 @@ RunEvent = (
     | ToolResult
     | Handoff
     | RunFinished
+    | Nested
 )
 
 

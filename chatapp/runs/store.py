@@ -11,7 +11,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from assistants_registry.tools import ToolOutcome
-from chatapp.models import Assistant, AssistantVersion, HandoffRule, Message, Run, RunStep, Thread
+from chatapp.models import (
+    Assistant,
+    AssistantVersion,
+    ConsultRule,
+    HandoffRule,
+    Message,
+    Run,
+    RunStep,
+    Thread,
+)
 from chatapp.providers.base import ToolCall
 from chatapp.runs.handoffs import describe_metadata
 
@@ -28,6 +37,7 @@ class Turn:
     thread: Thread
     assistant: Assistant
     rules: list[HandoffRule]
+    consults: list[ConsultRule]
     history: list[Message]
 
 
@@ -50,8 +60,13 @@ def load_turn(run_id: str) -> Turn:
         .select_related("source", "target")
         .order_by("order", "id")
     )
+    consults = list(
+        assistant.consult_rules.filter(enabled=True)
+        .select_related("source", "specialist")
+        .order_by("order", "id")
+    )
     history = list(thread.messages.select_related("assistant").order_by("id"))
-    return Turn(run, thread, assistant, rules, history)
+    return Turn(run, thread, assistant, rules, consults, history)
 
 
 def start_message(run: Run, assistant: Assistant) -> Message:
@@ -64,11 +79,16 @@ def start_message(run: Run, assistant: Assistant) -> Message:
     )
 
 
-def flush(run_id: str, message_id: int, content: str) -> bool:
-    """Save partial text and the heartbeat; True when someone asked to cancel the run."""
+def flush(watch: tuple[str, ...], message_id: int, content: str) -> bool:
+    """Save partial text and the heartbeat of the run (watch[0], then its consulting
+    ancestors); True when someone asked to stop any of them."""
     Message.objects.filter(pk=message_id).update(content=content)
-    Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
-    return Run.objects.filter(pk=run_id, cancel_requested=True).exists()
+    Run.objects.filter(pk__in=watch).update(heartbeat_at=timezone.now())
+    return stop_requested(watch)
+
+
+def stop_requested(watch: tuple[str, ...]) -> bool:
+    return Run.objects.filter(pk__in=watch, cancel_requested=True).exists()
 
 
 def finish_message(
@@ -104,11 +124,13 @@ def finish_message(
         )
 
 
-def start_tool_step(run: Run, assistant: Assistant, call: ToolCall, index: int) -> RunStep:
+def start_tool_step(
+    run: Run, assistant: Assistant, call: ToolCall, index: int, kind: str = "tool"
+) -> RunStep:
     return RunStep.objects.create(
         run=run,
         index=index,
-        kind=RunStep.Kind.TOOL_CALL,
+        kind=RunStep.Kind.CONSULT if kind == "consult" else RunStep.Kind.TOOL_CALL,
         assistant=assistant,
         data={"call_id": call.id, "name": call.name, "arguments": call.arguments},
     )
@@ -128,7 +150,11 @@ def record_tool_result(
             assistant_id=step.assistant_id,
             content=content,
             tool_call_id=call.id,
-            data={"name": call.name, "is_error": outcome.is_error},
+            data={
+                "name": call.name,
+                "is_error": outcome.is_error,
+                "consult": step.kind == RunStep.Kind.CONSULT,
+            },
         )
         if metadata_updates and not outcome.is_error:
             merge_metadata(run.thread_id, metadata_updates)

@@ -1,0 +1,125 @@
+"""What the websocket sends: HTML fragments that htmx swaps into the thread page by id
+(`hx-swap-oob`), for a (re)connecting page and for each run event.
+
+A consulted specialist's events arrive wrapped in `Nested`; they render like the parent's
+own, inside the consultation's block instead of the conversation.
+"""
+
+from __future__ import annotations
+
+from chatapp.models import Message, Run, RunStep, Thread
+from chatapp.rendering import (
+    Item,
+    ToolStep,
+    handoff_item,
+    oob,
+    partial,
+    side_panels,
+    thread_context,
+)
+from chatapp.runs import events
+
+CONVERSATION = "messages"
+
+
+def connect_fragments(thread: Thread) -> str:
+    """Everything that shows the thread as it is now, for a (re)connecting page."""
+    context = thread_context(thread)
+    return "".join(
+        [
+            oob("messages", **context),
+            oob("badge", thread=thread),
+            oob("side_panel", **context),
+            oob("run_status", running=context["running"]),
+        ]
+    )
+
+
+def event_fragments(
+    event: events.RunEvent, thread: Thread | None = None, into: str = CONVERSATION
+) -> str:
+    """The HTML for one run event (text deltas are not rendered here: see text_fragment).
+
+    `into` is the id of the element new items are appended to: the conversation, or the
+    block of the consultation a nested event belongs to."""
+    nested = into != CONVERSATION
+    match event:
+        case events.Nested(step_id=step_id, specialist=specialist, event=inner):
+            container = f"step-s{step_id}-nested"
+            if isinstance(inner, events.RunStarted | events.RunFinished):
+                return consult_summary(step_id, specialist, inner)
+            return event_fragments(inner, None, container)
+        case events.RunStarted(run_id=run_id):
+            # Every tab of the thread shows the question, not only the one that sent it.
+            asked = Message.objects.filter(run_id=run_id, role=Message.Role.USER).first()
+            shown = append(Item("user", asked), into) if asked else ""
+            title = oob("title", thread=thread) if thread else ""  # the first message names it
+            return shown + title + oob("run_status", running=True)
+        case events.MessageStarted(message_id=message_id):
+            message = Message.objects.select_related("assistant").get(pk=message_id)
+            return append(Item("assistant", message, streaming=True), into)
+        case events.MessageCompleted(message_id=message_id, content=content, status=status):
+            if not content and status == "complete":  # only tool calls: their steps stand for it
+                return f'<div id="msg-{message_id}" hx-swap-oob="delete"></div>'
+            message = Message.objects.select_related("assistant").get(pk=message_id)
+            return oob("item", item=Item("assistant", message))
+        case events.ToolCalled(step_id=step_id, name=name, arguments=arguments, kind=kind):
+            item_kind = "consult" if kind == "consult" else "tool"
+            return append(Item(item_kind, step=ToolStep(f"s{step_id}", name, arguments)), into)
+        case events.ToolResult(step_id=step_id, output=output, is_error=is_error, kind="consult"):
+            step = ToolStep(f"s{step_id}", "", "", output, is_error)
+            return oob("consult_answer", step=step) + (_side(thread) if not nested else "")
+        case events.ToolResult(step_id=step_id, name=name, output=output, is_error=is_error):
+            step = ToolStep(f"s{step_id}", name, _arguments_of(step_id), output, is_error)
+            return oob("item", item=Item("tool", step=step)) + (_side(thread) if not nested else "")
+        case events.Handoff(source_name=source, target_name=target, metadata=metadata):
+            banner = append(
+                handoff_item({"source_name": source, "target_name": target, "metadata": metadata}),
+                into,
+            )
+            if nested or thread is None:
+                return banner
+            side = _side(thread)  # reloads the thread: its assistant has changed
+            return banner + oob("badge", thread=thread) + side
+        case events.RunFinished(status=status, error=error):
+            shown = error if status in (Run.Status.FAILED, Run.Status.EXPIRED) else ""
+            banner = append(Item("error", text=shown), into) if shown else ""
+            return banner + oob("run_status", running=False)
+    return ""
+
+
+def consult_summary(step_id: int, specialist: str, event: events.RunEvent) -> str:
+    if isinstance(event, events.RunStarted):
+        text = f"Asking {specialist}…"
+    elif event.status == Run.Status.COMPLETED:
+        text = f"Asked {specialist}"
+    else:
+        text = f"Asked {specialist} — {event.status}"
+    return oob("consult_summary", key=f"s{step_id}", text=text)
+
+
+def append(item: Item, into: str = CONVERSATION) -> str:
+    return partial("append", {"item": item, "into": into})
+
+
+def _arguments_of(step_id: int) -> str:
+    step = RunStep.objects.filter(pk=step_id).values_list("data", flat=True).first() or {}
+    return step.get("arguments", "")
+
+
+def _side(thread: Thread | None) -> str:
+    if thread is None:
+        return ""
+    thread.refresh_from_db(fields=["metadata", "current_assistant"])
+    thread.current_assistant  # noqa: B018 - load the new assistant now, not while rendering
+    return oob("side_panel", thread=thread, panels=side_panels(thread))
+
+
+def text_fragment(message_id: int, text: str) -> str:
+    """Escaped text appended to a streaming message. The text is a batch of deltas."""
+    return partial("text", {"message_id": message_id, "text": text})
+
+
+def notice(text: str) -> str:
+    """A plain-words notice under the input (a refused message, a malformed frame)."""
+    return partial("notice", {"text": text})
