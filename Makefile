@@ -36,6 +36,10 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# Figures, not assertions: our stream parsing against the openai client's typed stream.
+bench: install
+	$(PY) bench/stream_lag.py $(BENCH_ARGS)
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
