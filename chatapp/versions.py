@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
-from chatapp.models import Assistant, AssistantVersion, HandoffRule
+from chatapp.models import Assistant, AssistantVersion, ConsultRule, HandoffRule
 
 ASSISTANT_FIELDS = (
     "name",
@@ -27,6 +27,7 @@ ASSISTANT_FIELDS = (
     "max_steps",
     "is_entry",
 )
+CONSULT_FIELDS = ("tool_name", "description", "enabled", "order")
 RULE_FIELDS = (
     "tool_name",
     "description",
@@ -54,6 +55,12 @@ def snapshot(assistant: Assistant) -> dict[str, Any]:
         "rules": [
             {"target": rule.target.slug, **{name: getattr(rule, name) for name in RULE_FIELDS}}
             for rule in rules
+        ],
+        "consults": [
+            {"specialist": c.specialist.slug, **{name: getattr(c, name) for name in CONSULT_FIELDS}}
+            for c in assistant.consult_rules.select_related("specialist").order_by(
+                "order", "tool_name"
+            )
         ],
     }
 
@@ -100,6 +107,11 @@ def pretty(state: dict[str, Any]) -> list[str]:
             lines.extend(f"    {line}" for line in str(value).splitlines())
         else:
             lines.append(f"{name}: {json.dumps(value, ensure_ascii=False)}")
+    for rule in state.get("consults", []):
+        lines.append(f"consult {rule['tool_name']} → {rule['specialist']}:")
+        lines.extend(
+            f"    {key}: {json.dumps(value)}" for key, value in rule.items() if key != "tool_name"
+        )
     for rule in state["rules"]:
         lines.append(f"rule {rule['tool_name']} → {rule['target']}:")
         lines.extend(
@@ -115,11 +127,12 @@ def restore(version: AssistantVersion) -> AssistantVersion | None:
     """Make the assistant what it was at `version`; the result is recorded as a new version."""
     assistant = version.assistant
     state = version.snapshot
-    slugs = {rule["target"] for rule in state["rules"]}
+    consults = state.get("consults", [])
+    slugs = {rule["target"] for rule in state["rules"]} | {c["specialist"] for c in consults}
     targets = {a.slug: a for a in Assistant.objects.filter(slug__in=slugs)}
     if missing := slugs - set(targets):
         raise RestoreError(
-            f"v{version.number} hands off to assistants that no longer exist: "
+            f"v{version.number} names assistants that no longer exist: "
             f"{', '.join(sorted(missing))}."
         )
     for name, value in state["assistant"].items():
@@ -129,6 +142,12 @@ def restore(version: AssistantVersion) -> AssistantVersion | None:
     for rule in state["rules"]:
         values = {k: v for k, v in rule.items() if k != "target"}
         HandoffRule.objects.create(source=assistant, target=targets[rule["target"]], **values)
+    assistant.consult_rules.all().delete()
+    for rule in consults:
+        values = {k: v for k, v in rule.items() if k != "specialist"}
+        ConsultRule.objects.create(
+            source=assistant, specialist=targets[rule["specialist"]], **values
+        )
     return record(assistant.pk)
 
 
@@ -138,9 +157,11 @@ def connect_signals() -> None:
     def assistant_changed(sender: Any, instance: Assistant, **kwargs: Any) -> None:
         record_on_commit(instance.pk)
 
-    def rule_changed(sender: Any, instance: HandoffRule, **kwargs: Any) -> None:
+    def rule_changed(sender: Any, instance: HandoffRule | ConsultRule, **kwargs: Any) -> None:
         record_on_commit(instance.source_id)
 
     post_save.connect(assistant_changed, sender=Assistant, dispatch_uid="version-assistant")
     post_save.connect(rule_changed, sender=HandoffRule, dispatch_uid="version-rule-save")
     post_delete.connect(rule_changed, sender=HandoffRule, dispatch_uid="version-rule-delete")
+    post_save.connect(rule_changed, sender=ConsultRule, dispatch_uid="version-consult-save")
+    post_delete.connect(rule_changed, sender=ConsultRule, dispatch_uid="version-consult-delete")

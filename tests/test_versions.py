@@ -81,3 +81,17 @@ def test_a_run_records_the_version_it_used(user, script):
     run = say(Thread.start(bot, user=user), "hi")
     assert run.assistant_version.number == 2
     assert run.steps.get(kind="message").data["version"] == 2
+
+
+def test_consult_rules_are_versioned_and_restored():
+    from chatapp.models import ConsultRule
+
+    writer, critic = assistant("writer"), assistant("critic")
+    ConsultRule.objects.create(source=writer, specialist=critic, description="Ask first.")
+    with_consult = versions.latest(writer.pk)
+    assert with_consult.snapshot["consults"][0]["specialist"] == "critic"
+    ConsultRule.objects.all().delete()
+    versions.restore(with_consult)
+    assert list(writer.consult_rules.values_list("tool_name", "description")) == [
+        ("ask_critic", "Ask first.")
+    ]
