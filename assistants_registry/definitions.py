@@ -1,5 +1,6 @@
-"""Assistants and handoff rules defined as code. `chatapp.sync` writes them into the database;
-these classes know nothing of it."""
+"""Assistants and handoff rules defined as code, in an app's `assistants.py` (a module-level
+`ASSISTANTS`) or in YAML files. `chatapp.sync` writes them into the database; these classes
+know nothing of it."""
 
 from __future__ import annotations
 
@@ -36,3 +37,10 @@ class AssistantDefinition:
     temperature: float | None = None
     max_steps: int = 8
     is_entry: bool = False
+    # Where the definition came from (a module or a file), for error messages; two
+    # definitions that differ only in where they came from are equal.
+    origin: str = field(default="", compare=False, repr=False)
+
+
+class DefinitionError(ValueError):
+    """Definitions that cannot be synced: a bad file, a duplicate slug, an unknown target..."""

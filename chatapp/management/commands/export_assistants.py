@@ -1,0 +1,27 @@
+"""`manage.py export_assistants [--output PATH]`: the database's assistants and handoff rules
+as YAML, in the format sync_assistants --file reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from chatapp.definitions_io import dump_yaml, from_database
+
+
+class Command(BaseCommand):
+    help = "Write the database's assistants and handoff rules as YAML (to stdout by default)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--output", "-o", metavar="PATH", help="write to this file")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        definitions = from_database()
+        text = dump_yaml(definitions)
+        if options["output"]:
+            Path(options["output"]).write_text(text, encoding="utf-8")
+            self.stdout.write(f"Wrote {len(definitions)} assistants to {options['output']}.")
+        else:
+            self.stdout.write(text, ending="")
