@@ -1,6 +1,6 @@
-"""Assistants and handoff rules defined as code, in an app's `assistants.py` (a module-level
-`ASSISTANTS`) or in YAML files. `chatapp.sync` writes them into the database; these classes
-know nothing of it."""
+"""Assistants, their handoff rules and their consult rules defined as code, in an app's
+`assistants.py` (a module-level `ASSISTANTS`) or in YAML files. `chatapp.sync` writes them
+into the database; these classes know nothing of it."""
 
 from __future__ import annotations
 
@@ -25,6 +25,17 @@ class HandoffDefinition:
 
 
 @dataclass(frozen=True)
+class ConsultDefinition:
+    """The assistant may consult `specialist` through a tool (default `ask_<slug>`): the
+    specialist answers on a child thread and the thread stays with the assistant."""
+
+    specialist: str  # slug
+    tool_name: str = ""
+    description: str = ""
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class AssistantDefinition:
     slug: str
     name: str
@@ -32,6 +43,7 @@ class AssistantDefinition:
     instructions: str = ""
     tools: tuple[str, ...] = ()
     handoffs: tuple[HandoffDefinition, ...] = ()
+    consults: tuple[ConsultDefinition, ...] = ()
     provider: str = ""
     model: str = ""
     temperature: float | None = None

@@ -1,10 +1,11 @@
-"""Assistant definitions to and from plain data, YAML and the database.
+"""Assistant definitions to and from plain data and YAML (the database: definitions_db.py).
 
-The YAML format is the fields of `AssistantDefinition` / `HandoffDefinition` under a
-top-level `assistants:` list. Loading is strict (unknown keys, wrong types and duplicate keys
-are errors) and every error names the file and the assistant. Dumping is deterministic —
-assistants by slug, keys in a fixed order, defaults left out, multi-line text as `|` blocks —
-so exports diff cleanly and export → sync → export gives the same text.
+The YAML format is the fields of `AssistantDefinition` / `HandoffDefinition` /
+`ConsultDefinition` under a top-level `assistants:` list. Loading is strict (unknown keys,
+wrong types and duplicate keys are errors) and every error names the file and the assistant.
+Dumping is deterministic — assistants by slug, keys in a fixed order, defaults left out,
+multi-line text as `|` blocks — so exports diff cleanly and export → sync → export gives the
+same text.
 """
 
 from __future__ import annotations
@@ -20,24 +21,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistants_registry.definitions import (
     AssistantDefinition,
+    ConsultDefinition,
     DefinitionError,
     HandoffDefinition,
 )
-from chatapp.models import Assistant, HandoffRule
 
 # The keys in the order they are written: the dataclasses' own order, with the nested
-# handoffs last so that an assistant's settings read first.
+# rules last so that an assistant's settings read first.
 HANDOFF_KEYS = tuple(f.name for f in dataclasses.fields(HandoffDefinition))
+CONSULT_KEYS = tuple(f.name for f in dataclasses.fields(ConsultDefinition))
+NESTED = {"handoffs": HANDOFF_KEYS, "consults": CONSULT_KEYS}
 ASSISTANT_KEYS = (
-    *(
-        f.name
-        for f in dataclasses.fields(AssistantDefinition)
-        if f.name not in {"handoffs", "origin"}
-    ),
-    "handoffs",
+    *(f.name for f in dataclasses.fields(AssistantDefinition) if f.name not in {*NESTED, "origin"}),
+    *NESTED,
 )
 HEADER = (
-    "# Assistants and handoff rules, written by `manage.py export_assistants`.\n"
+    "# Assistants, their handoffs and consults, written by `manage.py export_assistants`.\n"
     "# Load them into a database with `manage.py sync_assistants --file <this file>`.\n"
 )
 
@@ -62,6 +61,14 @@ class HandoffSchema(BaseModel):
     enabled: bool = True
 
 
+class ConsultSchema(BaseModel):
+    model_config = STRICT
+    specialist: str = Field(min_length=1)
+    tool_name: str = ""
+    description: str = ""
+    enabled: bool = True
+
+
 class AssistantSchema(BaseModel):
     model_config = STRICT
     slug: str = Field(min_length=1)
@@ -70,6 +77,7 @@ class AssistantSchema(BaseModel):
     instructions: str = ""
     tools: list[str] = Field(default_factory=list)
     handoffs: list[HandoffSchema] = Field(default_factory=list)
+    consults: list[ConsultSchema] = Field(default_factory=list)
     provider: str = ""
     model: str = ""
     temperature: float | None = None
@@ -85,6 +93,7 @@ def to_data(definition: AssistantDefinition) -> dict[str, Any]:
     data = {key: getattr(definition, key) for key in ASSISTANT_KEYS}
     data["tools"] = as_list(definition.tools)
     data["handoffs"] = [handoff_data(handoff) for handoff in definition.handoffs]
+    data["consults"] = [dataclasses.asdict(consult) for consult in definition.consults]
     return data
 
 
@@ -113,8 +122,15 @@ def from_data(data: Any, *, origin: str, label: str) -> AssistantDefinition:
         )
         for handoff in valid.handoffs
     )
-    fields = valid.model_dump(exclude={"tools", "handoffs"})
-    return AssistantDefinition(**fields, tools=tuple(valid.tools), handoffs=handoffs, origin=origin)
+    consults = tuple(ConsultDefinition(**consult.model_dump()) for consult in valid.consults)
+    fields = valid.model_dump(exclude={"tools", *NESTED})
+    return AssistantDefinition(
+        **fields,
+        tools=tuple(valid.tools),
+        handoffs=handoffs,
+        consults=consults,
+        origin=origin,
+    )
 
 
 def problems(exc: ValidationError) -> list[str]:
@@ -124,7 +140,7 @@ def problems(exc: ValidationError) -> list[str]:
         *parents, last = error["loc"] or ("?",)
         where = location(parents)
         if error["type"] == "extra_forbidden":
-            keys = HANDOFF_KEYS if parents[:1] == ["handoffs"] else ASSISTANT_KEYS
+            keys = NESTED.get(parents[0], ASSISTANT_KEYS) if parents else ASSISTANT_KEYS
             inside = f" in {where}" if where else ""
             found.append(f"unknown key {last!r}{inside} (known: {', '.join(keys)})")
         elif error["type"] == "missing":
@@ -235,16 +251,19 @@ Dumper.add_representer(str, _represent_str)
 
 ASSISTANT_DEFAULTS = to_data(AssistantDefinition(slug="", name=""))
 HANDOFF_DEFAULTS = handoff_data(HandoffDefinition(target=""))
+CONSULT_DEFAULTS = dataclasses.asdict(ConsultDefinition(specialist=""))
 
 
 def dump_yaml(definitions: Iterable[AssistantDefinition]) -> str:
     assistants = []
     for definition in sorted(definitions, key=lambda d: d.slug):
         data = compact(to_data(definition), ASSISTANT_DEFAULTS, keep={"slug", "name"})
-        if "handoffs" in data:
-            data["handoffs"] = [
-                compact(handoff, HANDOFF_DEFAULTS, keep={"target"}) for handoff in data["handoffs"]
-            ]
+        for key, defaults, keep in (
+            ("handoffs", HANDOFF_DEFAULTS, {"target"}),
+            ("consults", CONSULT_DEFAULTS, {"specialist"}),
+        ):
+            if key in data:
+                data[key] = [compact(item, defaults, keep=keep) for item in data[key]]
         assistants.append(data)
     body = yaml.dump(
         {"assistants": assistants},
@@ -273,50 +292,3 @@ def sorted_keys(value: Any) -> Any:
     if isinstance(value, list):
         return [sorted_keys(item) for item in value]
     return value
-
-
-# --- the database ------------------------------------------------------------------------------
-
-
-def from_database() -> list[AssistantDefinition]:
-    """The database's assistants and handoff rules as definitions, for export."""
-    rules: dict[int, list[HandoffRule]] = defaultdict(list)
-    for rule in HandoffRule.objects.select_related("source", "target").order_by(
-        "order", "tool_name"
-    ):
-        rules[rule.source_id].append(rule)
-    return [
-        AssistantDefinition(
-            slug=assistant.slug,
-            name=assistant.name,
-            description=assistant.description,
-            instructions=assistant.instructions,
-            tools=tuple(assistant.tools),
-            handoffs=tuple(handoff_from_rule(rule) for rule in rules[assistant.pk]),
-            provider=assistant.provider,
-            model=assistant.model,
-            temperature=assistant.temperature,
-            max_steps=assistant.max_steps,
-            is_entry=assistant.is_entry,
-            origin="the database",
-        )
-        for assistant in Assistant.objects.order_by("slug")
-    ]
-
-
-def handoff_from_rule(rule: HandoffRule) -> HandoffDefinition:
-    return HandoffDefinition(
-        target=rule.target.slug,
-        trigger=rule.trigger,
-        after_tool=rule.after_tool,
-        # The default name is left implicit, as a developer would write it.
-        tool_name="" if rule.tool_name == rule.default_tool_name() else rule.tool_name,
-        description=rule.description,
-        parameters=rule.parameters,
-        required_metadata=tuple(rule.required_metadata),
-        history=rule.history,
-        history_last_n=rule.history_last_n,
-        extra_instructions=rule.extra_instructions,
-        respond_immediately=rule.respond_immediately,
-        enabled=rule.enabled,
-    )

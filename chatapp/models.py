@@ -142,9 +142,11 @@ class ConsultRule(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.tool_name:
-            slug = SLUG_TO_IDENTIFIER.sub("_", self.specialist.slug.lower()).strip("_")
-            self.tool_name = f"ask_{slug}"
+            self.tool_name = self.default_tool_name()
         super().save(*args, **kwargs)
+
+    def default_tool_name(self) -> str:
+        return "ask_" + SLUG_TO_IDENTIFIER.sub("_", self.specialist.slug.lower()).strip("_")
 
 
 class AssistantVersion(models.Model):

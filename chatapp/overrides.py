@@ -2,9 +2,9 @@
 `settings.CHATAPP_ASSISTANT_OVERRIDES = {"page-editor": {"model": "gpt-5-mini"}, "*": {...}}`.
 
 `"*"` applies to every assistant being synced, a slug's own entry on top of it. Only an
-assistant's own settings may be overridden — not its slug, not its handoffs — and a field or
-a slug that does not exist is an error: a typo must not silently leave production on the
-wrong model.
+assistant's own settings may be overridden — not its slug, its handoffs or its consults — and
+a field or a slug that does not exist is an error: a typo must not silently leave production
+on the wrong model.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from chatapp.models import Assistant
 
 SETTING = "CHATAPP_ASSISTANT_OVERRIDES"
 ALL = "*"
-OVERRIDABLE = tuple(key for key in ASSISTANT_KEYS if key not in {"slug", "handoffs"})
+OVERRIDABLE = tuple(key for key in ASSISTANT_KEYS if key not in {"slug", "handoffs", "consults"})
 
 
 def apply_overrides(

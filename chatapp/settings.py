@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "channels",
     "chatapp",
     "assistants_registry.site_editor",
+    "assistants_registry.writers_room",
 ]
 
 MIDDLEWARE = [

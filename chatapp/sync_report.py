@@ -2,6 +2,7 @@
 
 + assistant welcome
 + rule welcome.transfer_to_page_editor → page-editor
++ consult writer.ask_critic → critic
 ~ assistant page-editor: model "" → "gpt-5-mini"
 - rule page-editor.edit_another_page
   rule page-editor.old_tool left alone: no longer defined (--prune deletes it)
@@ -15,9 +16,10 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chatapp.sync import Change, Plan
+    from chatapp.sync_changes import Change, Plan
 
 SIGNS = {"create": "+", "update": "~", "delete": "-"}
+NOUNS = {"assistant": "assistant", "rule": "rule", "consult": "consult rule"}
 LONGEST_VALUE = 60
 
 
@@ -38,8 +40,9 @@ def describe(change: Change) -> list[str]:
             f"~ {subject}: {diff.name} {show(diff.before)} → {show(diff.after)}"
             for diff in change.fields
         ]
-    if change.kind == "create" and change.object == "rule":
-        return [f"+ {subject} → {change.values['target']}"]
+    if change.kind == "create" and change.object != "assistant":
+        other = change.values["target" if change.object == "rule" else "specialist"]
+        return [f"+ {subject} → {other}"]
     return [f"{SIGNS[change.kind]} {subject}"]
 
 
@@ -53,13 +56,15 @@ def summary(plan: Plan) -> str:
     """`2 assistants created, 1 rule deleted, 1 rule left alone.`, or that nothing changes."""
     counts = Counter((change.object, change.kind) for change in plan)
     parts = [
-        f"{n} {obj}{'s' * (n != 1)} {kind}d"
-        for obj in ("assistant", "rule")
+        f"{n} {noun}{'s' * (n != 1)} {kind}d"
+        for obj, noun in NOUNS.items()
         for kind in ("create", "update", "delete")
         if (n := counts[obj, kind])
     ]
-    if n := len(plan.left_alone):
-        parts.append(f"{n} rule{'s' * (n != 1)} left alone")
+    alone = Counter(change.object for change in plan.left_alone)
+    parts += [
+        f"{n} {noun}{'s' * (n != 1)} left alone" for obj, noun in NOUNS.items() if (n := alone[obj])
+    ]
     if n := len(plan.warnings):
         parts.append(f"{n} warning{'s' * (n != 1)}")
     if not plan:

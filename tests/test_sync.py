@@ -13,10 +13,12 @@ from django.core.management.base import CommandError
 
 from assistants_registry.definitions import (
     AssistantDefinition,
+    ConsultDefinition,
     DefinitionError,
     HandoffDefinition,
 )
 from assistants_registry.site_editor.assistants import ASSISTANTS, PAGE_EDITOR, WELCOME
+from assistants_registry.writers_room.assistants import CRITIC, WRITER
 from chatapp import definitions_io
 from chatapp.discovery import discover
 from chatapp.models import (
@@ -58,6 +60,12 @@ assistants:
             page_id: {type: string, description: The page to edit.}
             mode: {enum: [text, layout]}
           required: [page_id]
+    consults:
+      - specialist: critic
+        tool_name: second_opinion
+        description: A second opinion on an answer.
+        enabled: false
+      - specialist: welcome
 """
 
 
@@ -71,7 +79,7 @@ def rows() -> tuple[list[dict], ...]:
     """Everything sync may write, to prove that something wrote nothing."""
     return tuple(
         list(model.objects.order_by("pk").values())
-        for model in (Assistant, HandoffRule, AssistantVersion)
+        for model in (Assistant, HandoffRule, ConsultRule, AssistantVersion)
     )
 
 
@@ -85,7 +93,12 @@ def write(path: Path, text: str) -> str:
 
 def test_sync_creates_the_discovered_assistants_and_rules():
     out = command("sync_assistants")
-    assert set(Assistant.objects.values_list("slug", flat=True)) == {"welcome", "page-editor"}
+    assert set(Assistant.objects.values_list("slug", flat=True)) == {
+        "welcome",
+        "page-editor",
+        "writer",
+        "critic",
+    }
     welcome = Assistant.objects.get(slug="welcome")
     assert welcome.is_entry and welcome.tools == ["select_page", "list_pages"]
     handoff = HandoffRule.objects.get(source=welcome)
@@ -101,9 +114,19 @@ def test_sync_creates_the_discovered_assistants_and_rules():
         "+ rule welcome.transfer_to_page_editor → page-editor",
         "+ assistant page-editor",
         "+ rule page-editor.edit_another_page → welcome",
-        "2 assistants created, 2 rules created.",
+        "+ assistant writer",
+        "+ consult writer.ask_critic → critic",
+        "+ assistant critic",
+        "4 assistants created, 2 rules created, 1 consult rule created.",
     ]
-    assert AssistantVersion.objects.count() == 2  # one version per assistant, not per row
+    consult = ConsultRule.objects.get()
+    assert (consult.source.slug, consult.specialist.slug, consult.tool_name) == (
+        "writer",
+        "critic",
+        "ask_critic",
+    )
+    assert (consult.description, consult.enabled, consult.order) == ("", True, 0)
+    assert AssistantVersion.objects.count() == 4  # one version per assistant, not per row
 
 
 def test_a_second_sync_changes_nothing_and_writes_nothing():
@@ -152,7 +175,7 @@ def test_long_values_are_cut_short_in_the_diff():
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     out = command("sync_assistants", dry_run=True)
     assert "+ assistant welcome" in out and out.endswith("Dry run: nothing was written.\n")
-    assert rows() == ([], [], [])
+    assert rows() == ([], [], [], [])
 
     sync(ASSISTANTS)
     before = rows()
@@ -182,7 +205,7 @@ def test_a_renamed_rule_is_deleted_and_created():
 
 
 def test_prune_deletes_an_assistant_that_is_no_longer_defined():
-    sync(ASSISTANTS)
+    sync(discover())
     old = assistant("old-bot")
     rule(old, Assistant.objects.get(slug="welcome"))
 
@@ -194,23 +217,31 @@ def test_prune_deletes_an_assistant_that_is_no_longer_defined():
         "1 assistant deleted, 1 rule deleted.",
     ]
     assert not Assistant.objects.filter(slug="old-bot").exists()
-    assert Assistant.objects.count() == 2 and HandoffRule.objects.count() == 2
+    assert Assistant.objects.count() == 4 and HandoffRule.objects.count() == 2
 
 
 def test_without_prune_other_assistants_are_left_alone():
-    sync(ASSISTANTS)
+    sync(discover())
     assistant("made-in-the-admin")
     assert command("sync_assistants").startswith("No changes")
     assert Assistant.objects.filter(slug="made-in-the-admin").exists()
 
 
 def test_prune_deletes_assistants_that_consult_each_other():
-    sync(ASSISTANTS)
+    sync(discover())
     first, second = assistant("first"), assistant("second")
     ConsultRule.objects.create(source=first, specialist=second)
     ConsultRule.objects.create(source=second, specialist=first)
-    command("sync_assistants", prune=True)
-    assert Assistant.objects.count() == 2 and not ConsultRule.objects.exists()
+    out = command("sync_assistants", prune=True)
+    assert out.splitlines() == [
+        "- consult first.ask_second",
+        "- assistant first",
+        "- consult second.ask_first",
+        "- assistant second",
+        "2 assistants deleted, 2 consult rules deleted.",
+    ]
+    assert Assistant.objects.count() == 4
+    assert list(ConsultRule.objects.values_list("tool_name", flat=True)) == ["ask_critic"]
 
 
 @pytest.mark.parametrize("use", ["thread", "run", "kept rule", "consult"])
@@ -222,8 +253,8 @@ def test_prune_refuses_an_assistant_in_use_and_writes_nothing(use, user, tmp_pat
         Thread.start(old, user=user)
     elif use == "run":
         Run.objects.create(thread=Thread.start("welcome", user=user), assistant=old)
-    elif use == "consult":  # made in the admin: sync leaves consult rules alone
-        ConsultRule.objects.create(source=Assistant.objects.get(slug="welcome"), specialist=old)
+    elif use == "consult":
+        welcome = dataclasses.replace(WELCOME, consults=(ConsultDefinition("old-bot"),))
     else:
         welcome = dataclasses.replace(
             WELCOME, handoffs=(*WELCOME.handoffs, HandoffDefinition(target="old-bot"))
@@ -248,7 +279,7 @@ def test_prune_refuses_an_assistant_in_use_and_writes_nothing(use, user, tmp_pat
 
 
 def test_rules_no_longer_defined_are_left_alone_without_prune_and_deleted_with_it():
-    sync(ASSISTANTS)
+    sync(discover())
     editor = Assistant.objects.get(slug="page-editor")
     rule(editor, editor, tool_name="start_over")  # added by staff in the admin
 
@@ -262,6 +293,124 @@ def test_rules_no_longer_defined_are_left_alone_without_prune_and_deleted_with_i
     out = command("sync_assistants", prune=True)
     assert out.splitlines() == ["- rule page-editor.start_over", "1 rule deleted."]
     assert not HandoffRule.objects.filter(tool_name="start_over").exists()
+
+
+# --- consult rules -------------------------------------------------------------------------
+
+ASK_CRITIC = ConsultDefinition("critic")
+
+
+def writer_with(*consults: ConsultDefinition) -> AssistantDefinition:
+    return dataclasses.replace(WRITER, consults=consults)
+
+
+def consult_rows() -> list[tuple]:
+    return list(
+        ConsultRule.objects.order_by("source__slug", "order").values_list(
+            "source__slug", "specialist__slug", "tool_name", "description", "enabled", "order"
+        )
+    )
+
+
+def test_consult_rules_are_created_and_updated():
+    to_the_desk = ConsultDefinition("welcome", tool_name="ask_the_desk", enabled=False)
+    lines = report(sync([*ASSISTANTS, writer_with(to_the_desk), CRITIC]))
+    assert "+ consult writer.ask_the_desk → welcome" in lines
+    assert consult_rows() == [("writer", "welcome", "ask_the_desk", "", False, 0)]
+
+    changed = ConsultDefinition("critic", tool_name="ask_the_desk", description="Ask first.")
+    lines = report(sync([*ASSISTANTS, writer_with(changed, ASK_CRITIC), CRITIC]))
+
+    assert lines == [
+        '~ consult writer.ask_the_desk: specialist "welcome" → "critic"',
+        '~ consult writer.ask_the_desk: description "" → "Ask first."',
+        "~ consult writer.ask_the_desk: enabled false → true",
+        "+ consult writer.ask_critic → critic",
+    ]
+    assert consult_rows() == [
+        ("writer", "critic", "ask_the_desk", "Ask first.", True, 0),
+        ("writer", "critic", "ask_critic", "", True, 1),
+    ]
+    writer = Assistant.objects.get(slug="writer")
+    assert len(writer.versions.latest("number").snapshot["consults"]) == 2
+    assert plan([*ASSISTANTS, writer_with(changed, ASK_CRITIC), CRITIC]) == []
+
+
+def test_consult_rules_no_longer_defined_are_left_alone_without_prune_and_deleted_with_it(
+    tmp_path,
+):
+    sync(discover())
+    path = write(tmp_path / "a.yaml", definitions_io.dump_yaml([writer_with(), CRITIC]))
+    out = command("sync_assistants", "--file", path)
+    assert out.splitlines() == [
+        "  consult writer.ask_critic left alone: no longer defined (--prune deletes it)",
+        "No changes: the database matches the definitions, 1 consult rule left alone.",
+    ]
+    assert ConsultRule.objects.filter(tool_name="ask_critic").exists()
+
+    lines = report(sync([*ASSISTANTS, writer_with(), CRITIC], prune=True))
+    assert lines == ["- consult writer.ask_critic"]
+    assert not ConsultRule.objects.exists()
+
+
+def test_a_renamed_consult_is_deleted_and_created():
+    sync(discover())
+    renamed = writer_with(ConsultDefinition("critic", tool_name="get_feedback"))
+    assert report(sync([*ASSISTANTS, renamed, CRITIC], prune=True)) == [
+        "- consult writer.ask_critic",
+        "+ consult writer.get_feedback → critic",
+    ]
+    assert consult_rows() == [("writer", "critic", "get_feedback", "", True, 0)]
+
+
+def test_prune_deletes_an_undefined_consult_together_with_the_specialist_it_asks():
+    """No refusal: the only thing that still needs the old specialist goes in the same prune."""
+    sync(discover())
+    old = assistant("old-bot")
+    ConsultRule.objects.create(source=Assistant.objects.get(slug="writer"), specialist=old)
+    out = command("sync_assistants", prune=True)
+    assert out.splitlines() == [
+        "- consult writer.ask_old_bot",
+        "- assistant old-bot",
+        "1 assistant deleted, 1 consult rule deleted.",
+    ]
+    assert consult_rows() == [("writer", "critic", "ask_critic", "", True, 0)]
+
+
+@pytest.mark.parametrize(
+    ("consults", "message"),
+    [
+        (
+            (ASK_CRITIC, ConsultDefinition("welcome", tool_name="ask_critic")),
+            "here: assistant 'writer': two consults are named 'ask_critic'.",
+        ),
+        (
+            (ConsultDefinition("critic", tool_name="back_to_welcome"),),
+            "here: assistant 'writer': consult back_to_welcome: one of its tools or handoffs "
+            "already has that name.",
+        ),
+        (
+            (ConsultDefinition("critic", tool_name="x" * 65),),
+            f"here: assistant 'writer': consult {'x' * 65}: tool_name: Ensure this value has at "
+            "most 64 characters (it has 65).",
+        ),
+        (
+            (ConsultDefinition("critic", enabled="yes"),),
+            "here: assistant 'writer': consults[0].enabled: Input should be a valid boolean",
+        ),
+    ],
+)
+def test_consults_are_checked_like_handoffs(consults, message):
+    writer = dataclasses.replace(
+        WRITER,
+        consults=consults,
+        handoffs=(HandoffDefinition(target="welcome", tool_name="back_to_welcome"),),
+        origin="here",
+    )
+    with pytest.raises(DefinitionError) as error:
+        sync([*ASSISTANTS, writer, CRITIC])
+    assert str(error.value) == message
+    assert rows() == ([], [], [], [])
 
 
 def test_unknown_tools_are_a_warning_not_an_error():
@@ -284,7 +433,7 @@ def test_rules_are_checked_as_the_admin_checks_them():
         "here: assistant 'page-editor': rule transfer_to_welcome: "
         "parameters: The schema of 'x' must be an object."
     )
-    assert rows() == ([], [], [])
+    assert rows() == ([], [], [], [])
 
 
 def test_python_definitions_get_the_same_type_checks():
@@ -321,6 +470,8 @@ def test_the_star_override_applies_to_all_and_a_slug_wins_over_it(settings):
     assert set(Assistant.objects.values_list("slug", "model", "max_steps")) == {
         ("welcome", "small", 4),
         ("page-editor", "large", 4),
+        ("writer", "small", 4),
+        ("critic", "small", 4),
     }
 
 
@@ -342,6 +493,10 @@ def test_seed_demo_applies_overrides(settings):
             "CHATAPP_ASSISTANT_OVERRIDES['*']: 'handoffs' cannot be overridden",
         ),
         (
+            {"writer": {"consults": []}},
+            "CHATAPP_ASSISTANT_OVERRIDES['writer']: 'consults' cannot be overridden",
+        ),
+        (
             {"page-edtor": {"model": "x"}},
             "CHATAPP_ASSISTANT_OVERRIDES names assistants that are not defined: page-edtor.",
         ),
@@ -358,7 +513,7 @@ def test_bad_overrides_are_errors(settings, overrides, message):
     with pytest.raises(CommandError) as error:
         command("sync_assistants")
     assert str(error.value).startswith(message)
-    assert rows() == ([], [], [])
+    assert rows() == ([], [], [], [])
 
 
 def test_an_override_may_name_an_assistant_defined_elsewhere(settings, tmp_path):
@@ -393,6 +548,28 @@ def test_an_override_may_name_an_assistant_defined_elsewhere(settings, tmp_path)
             "database.",
         ),
         (
+            "assistants:\n  - slug: a\n    name: A\n    consults:\n      - specialist: b\n"
+            "        ask: twice\n",
+            "{path}: assistant 'a': unknown key 'ask' in consults[0] (known: specialist, "
+            "tool_name, description, enabled)",
+        ),
+        (
+            "assistants:\n  - slug: a\n    name: A\n    consults:\n      - specialist: nobody\n",
+            "{path}: assistant 'a': consults 'nobody', which is neither defined nor in the "
+            "database.",
+        ),
+        (
+            "assistants:\n  - slug: a\n    name: A\n    consults:\n      - specialist: a\n",
+            "{path}: assistant 'a': consults itself.",
+        ),
+        (
+            "assistants:\n  - slug: a\n    name: A\n    consults:\n      - tool_name: ask\n"
+            "        enabled: no\n  - slug: b\n    name: B\n    consults: [b]\n",
+            "{path}: assistant 'a': consults[0].specialist: required\n"
+            "{path}: assistant 'b': consults[0]: Input should be a valid dictionary or instance "
+            "of ConsultSchema",
+        ),
+        (
             "assistants:\n  - slug: a\n    name: A\n    is_entry: maybe\n",
             "{path}: assistant 'a': is_entry: Input should be a valid boolean",
         ),
@@ -419,7 +596,7 @@ def test_yaml_errors_name_the_file_and_the_assistant(tmp_path, text, message):
     with pytest.raises(CommandError) as error:
         command("sync_assistants", file=[path])
     assert str(error.value).startswith(message.format(path=path))
-    assert rows() == ([], [], [])
+    assert rows() == ([], [], [], [])
 
 
 def test_a_handoff_may_target_an_assistant_of_another_file_or_the_database(tmp_path):
@@ -443,6 +620,7 @@ def test_the_yaml_schema_mirrors_the_dataclasses():
     for schema, cls in (
         (definitions_io.AssistantSchema, AssistantDefinition),
         (definitions_io.HandoffSchema, HandoffDefinition),
+        (definitions_io.ConsultSchema, ConsultDefinition),
     ):
         fields = {f.name for f in dataclasses.fields(cls)} - {"origin"}
         assert set(schema.model_fields) == fields
@@ -459,6 +637,8 @@ def test_discover_finds_app_modules_app_yaml_and_setting_files(settings, tmp_pat
     assert found == {
         "welcome": "assistants_registry.site_editor.assistants",
         "page-editor": "assistants_registry.site_editor.assistants",
+        "writer": "assistants_registry.writers_room.assistants",
+        "critic": "assistants_registry.writers_room.assistants",
     }
     app_dir = tmp_path / "app"
     app_dir.mkdir()
@@ -490,7 +670,7 @@ def test_a_slug_defined_in_two_sources_is_an_error(settings, tmp_path):
 
 
 def test_export_then_sync_on_an_empty_database_then_export_gives_the_same_text(tmp_path):
-    sync(ASSISTANTS)
+    sync(discover())
     command("sync_assistants", file=[write(tmp_path / "support.yaml", SUPPORT_YAML)])
     first = command("export_assistants")
     assert (
@@ -498,14 +678,21 @@ def test_export_then_sync_on_an_empty_database_then_export_gives_the_same_text(t
     )
     assert "        Indented example line.\n" in first
     assert "              enum:\n                - text\n                - layout\n" in first
+    assert (
+        "    consults:\n      - specialist: critic\n        tool_name: second_opinion\n"
+        "        description: A second opinion on an answer.\n        enabled: false\n"
+        "      - specialist: welcome\n"
+    ) in first
+    assert first.endswith("    consults:\n      - specialist: critic\n")  # the Writer's, last
 
     exported = write(tmp_path / "export.yaml", first)
     HandoffRule.objects.all().delete()
+    ConsultRule.objects.all().delete()
     Assistant.objects.all().delete()
     command("sync_assistants", file=[exported])
     second = command("export_assistants", output=str(tmp_path / "again.yaml"))
 
-    assert second == "Wrote 3 assistants to " + str(tmp_path / "again.yaml") + ".\n"
+    assert second == "Wrote 5 assistants to " + str(tmp_path / "again.yaml") + ".\n"
     assert (tmp_path / "again.yaml").read_text(encoding="utf-8") == first
     support = HandoffRule.objects.get(source__slug="support")
     assert support.parameters["required"] == ["page_id"]
@@ -514,15 +701,22 @@ def test_export_then_sync_on_an_empty_database_then_export_gives_the_same_text(t
         2,
         False,
     )
+    assert list(
+        ConsultRule.objects.filter(source__slug="support").values_list(
+            "specialist__slug", "tool_name", "enabled", "order"
+        )
+    ) == [("critic", "second_opinion", False, 0), ("welcome", "ask_welcome", True, 1)]
 
 
 def test_export_is_sorted_and_omits_defaults():
-    sync(ASSISTANTS)
+    sync(discover())
     text = command("export_assistants")
     assert text.index("- slug: page-editor") < text.index("- slug: welcome")
     assert "max_steps" not in text and "enabled" not in text
     assert "tool_name: transfer_to_page_editor" not in text  # the default name stays implicit
     assert "tool_name: edit_another_page" in text
+    assert "consults:\n      - specialist: critic\n" in text
+    assert "tool_name: ask_critic" not in text
 
 
 # --- seed_demo -----------------------------------------------------------------------------
@@ -531,7 +725,8 @@ def test_export_is_sorted_and_omits_defaults():
 def test_seed_demo_creates_the_demo_and_is_idempotent():
     out = command("seed_demo")
     assert "+ assistant welcome" in out and "created page about" in out
+    assert "+ consult writer.ask_critic → critic" in out  # every workflow, not only one
     before = rows()
     out = command("seed_demo")
-    assert out == "The site-editor demo is ready.\n"
+    assert out == "The demo is ready.\n"
     assert rows() == before

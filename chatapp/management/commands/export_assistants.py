@@ -1,5 +1,5 @@
-"""`manage.py export_assistants [--output PATH]`: the database's assistants and handoff rules
-as YAML, in the format sync_assistants --file reads."""
+"""`manage.py export_assistants [--output PATH]`: the database's assistants with their handoff
+and consult rules as YAML, in the format sync_assistants --file reads."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from chatapp.definitions_io import dump_yaml, from_database
+from chatapp.definitions_db import from_database
+from chatapp.definitions_io import dump_yaml
 
 
 class Command(BaseCommand):
-    help = "Write the database's assistants and handoff rules as YAML (to stdout by default)."
+    help = (
+        "Write the database's assistants with their handoff and consult rules as YAML "
+        "(to stdout by default)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--output", "-o", metavar="PATH", help="write to this file")
