@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 SLUG_TO_IDENTIFIER = re.compile(r"[^a-z0-9_]+")
 
@@ -302,7 +303,8 @@ class RunStep(models.Model):
     kind = models.CharField(max_length=10, choices=Kind)
     assistant = models.ForeignKey(Assistant, null=True, on_delete=models.SET_NULL, related_name="+")
     data = models.JSONField(default=dict, blank=True)
-    started_at = models.DateTimeField(auto_now_add=True)
+    # Not auto_now_add: a message step is recorded when the message ends, but began with it.
+    started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -97,11 +97,12 @@ def timeline(thread: Thread) -> list[Item]:
             for call in message.tool_calls:
                 result = results.get(call["id"])
                 step = ToolStep(call["id"], call["name"], call["arguments"])
-                kind = "tool"
+                kind, extra = "tool", {}
                 if result is not None:
                     step.result, step.is_error = result.content, result.data.get("is_error", False)
-                    kind = "consult" if result.data.get("consult") else "tool"
-                items.append(Item(kind, step=step))
+                    if result.data.get("consult"):
+                        kind, extra = "consult", {"specialist": result.data.get("specialist")}
+                items.append(Item(kind, step=step, extra=extra))
         elif message.role == Message.Role.EVENT and message.data.get("kind") == "handoff":
             items.append(handoff_item(message.data, message.content))
         last_of_run = (

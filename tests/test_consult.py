@@ -219,3 +219,13 @@ def test_consult_arguments_are_validated(writer, script):
     assert "pass_num_previous_messages: Input should be less than or equal to 20" in error
     assert not Thread.objects.filter(parent=writer).exists()
     assert json.loads(RunStep.objects.get(kind="consult").data["arguments"])
+
+
+def test_a_reloaded_page_shows_the_consultation(writer, script):
+    from chatapp.fragments import connect_fragments
+
+    script(Say("", calls=[ask("Is it good?")]), Say("Approved."))
+    script(Say("It reads well."), name="critic-model")
+    say(writer, "write")
+    html = connect_fragments(writer)
+    assert "Asked Critic" in html and "Is it good?" in html and "It reads well." in html

@@ -286,3 +286,10 @@ async def test_asay_gives_the_run_with_messages_and_steps(helper, script):
     roles = [m.role async for m in run.messages.order_by("id")]
     assert roles == ["user", "assistant"]
     assert [s.kind async for s in RunStep.objects.filter(run=run)] == ["message"]
+
+
+def test_steps_start_before_they_finish(helper, script):
+    script(Say("", calls=[("add", {"a": 1, "b": 2})]), Say("3"))
+    run, _ = collect(helper, "sum")
+    for step in run.steps.all():
+        assert step.started_at <= step.finished_at, step.kind

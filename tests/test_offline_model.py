@@ -304,6 +304,21 @@ def test_optional_parameters_are_sent_only_when_found() -> None:
     assert offline.fill_arguments(schema, "make it wider") is None  # width is required
 
 
+def test_optional_numbers_and_flags_need_their_name() -> None:
+    from chatapp.runs.consult import SCHEMA
+
+    message = 'Ask the critic about "Open on Sundays, 24 hours"'
+    assert offline.fill_arguments(SCHEMA, message) == {
+        "message_to_assistant": "Open on Sundays, 24 hours"
+    }
+    named = 'ask "Is it good?" with resume on, and pass 3 previous messages'
+    assert offline.fill_arguments(SCHEMA, named) == {
+        "message_to_assistant": "Is it good?",
+        "pass_num_previous_messages": 3,
+        "resume": True,
+    }
+
+
 def test_parameters_behind_a_ref_cannot_be_filled() -> None:
     assert offline.fill_arguments(Nested.model_json_schema(), "size 20") is None
     resize = tool("resize", "Resize the image.", Nested)

@@ -184,14 +184,30 @@ def fill_parameter(name: str, schema: dict[str, Any], message: str) -> Any | Non
 def fill_arguments(parameters: dict[str, Any], message: str) -> dict[str, Any] | None:
     """Arguments found in the message, or None when a required one cannot be filled."""
     required = set(parameters.get("required") or ())
+    words = tokenize(message)
     arguments: dict[str, Any] = {}
     for name, schema in (parameters.get("properties") or {}).items():
+        # An optional parameter is set only when the user names it (or says one of its enum
+        # values): a stray number or "on" must not switch on pass_num_previous_messages.
+        if name not in required and not (mentions(name, words) or has_choices(schema)):
+            continue
         value = fill_parameter(name, schema, message)
         if value is not None:
             arguments[name] = value
         elif name in required:
             return None
     return arguments
+
+
+def has_choices(schema: dict[str, Any]) -> bool:
+    concrete = _concrete_schema(schema)
+    return concrete is not None and ("enum" in concrete or "const" in concrete)
+
+
+def mentions(name: str, words: Sequence[str]) -> bool:
+    """Whether the message names the parameter (any content word of its name)."""
+    parts = [p for p in name.lower().split("_") if p and p not in STOPWORDS]
+    return any(stem_match(part, word) for part in parts for word in words)
 
 
 def choose_tool(

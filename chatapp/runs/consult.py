@@ -114,6 +114,7 @@ def open_consultation(
         Message.objects.create(thread=child, run=run, role=Message.Role.USER, content=text)
         step.data.update(
             specialist=rule.specialist.slug,
+            specialist_name=rule.specialist.name,
             child_thread=str(child.pk),
             child_run=str(run.pk),
             resumed=resumed,

@@ -110,6 +110,7 @@ def finish_message(
             run=run,
             index=step_index,
             kind=RunStep.Kind.MESSAGE,
+            started_at=message.created_at,
             assistant_id=message.assistant_id,
             data={
                 "message_id": message.pk,
@@ -154,6 +155,7 @@ def record_tool_result(
                 "name": call.name,
                 "is_error": outcome.is_error,
                 "consult": step.kind == RunStep.Kind.CONSULT,
+                "specialist": step.data.get("specialist_name", ""),
             },
         )
         if metadata_updates and not outcome.is_error:
