@@ -119,6 +119,22 @@ class HandoffRule(models.Model):
             isinstance(key, str) for key in self.required_metadata
         ):
             raise ValidationError({"required_metadata": "A list of metadata keys."})
+        if self.source_id and self.target_id:
+            check_tool_name_free(self.source, self.tool_name or self.default_tool_name(), self)
+
+
+def check_tool_name_free(source: Assistant, name: str, rule: models.Model) -> None:
+    """One name, one tool: a handoff and a consultation of one assistant must not share a
+    name (the model would be offered only one of them). Clashes with the assistant's own
+    tools are checked where the tools are chosen: the admin form and sync."""
+    taken = False
+    for model in (HandoffRule, ConsultRule):
+        others = model.objects.filter(source=source, tool_name=name)
+        if isinstance(rule, model) and rule.pk:
+            others = others.exclude(pk=rule.pk)
+        taken = taken or others.exists()
+    if taken:
+        raise ValidationError({"tool_name": f"{source.name} already has a tool named {name!r}."})
 
 
 class ConsultRule(models.Model):
@@ -145,6 +161,12 @@ class ConsultRule(models.Model):
         if not self.tool_name:
             self.tool_name = self.default_tool_name()
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        if self.source_id and self.specialist_id:
+            if self.source_id == self.specialist_id:
+                raise ValidationError({"specialist": "An assistant cannot consult itself."})
+            check_tool_name_free(self.source, self.tool_name or self.default_tool_name(), self)
 
     def default_tool_name(self) -> str:
         return "ask_" + SLUG_TO_IDENTIFIER.sub("_", self.specialist.slug.lower()).strip("_")

@@ -106,6 +106,13 @@ class SiteEditorInTheBrowser(BrowserTestCase):
         page = self.open_page()
         self.start_chat(page)
         expect(page.locator("#empty-state")).to_contain_text("Say hello to Welcome")
+        box = page.locator("#composer-text")
+        expect(box).to_be_enabled()
+        box.fill("line one")
+        box.press("Shift+Enter")  # a new line, not a send
+        box.press_sequentially("line two")
+        expect(box).to_have_value("line one\nline two")
+        expect(page.locator(".msg--user")).to_have_count(0)
 
         self.send(page, "I want to edit the about page")
         expect(page.locator("#thread-title")).to_have_text("I want to edit the about page")

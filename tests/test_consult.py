@@ -229,3 +229,17 @@ def test_a_reloaded_page_shows_the_consultation(writer, script):
     say(writer, "write")
     html = connect_fragments(writer)
     assert "Asked Critic" in html and "Is it good?" in html and "It reads well." in html
+
+
+def test_tool_names_cannot_clash(writer):
+    from django.core.exceptions import ValidationError
+
+    from chatapp.models import HandoffRule
+
+    source = writer.current_assistant
+    critic = source.consult_rules.get().specialist
+    clash = HandoffRule(source=source, target=critic, tool_name="ask_critic")
+    with pytest.raises(ValidationError, match="already has a tool named 'ask_critic'"):
+        clash.full_clean()
+    with pytest.raises(ValidationError, match="cannot consult itself"):
+        ConsultRule(source=source, specialist=source).full_clean()
