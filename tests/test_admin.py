@@ -8,7 +8,6 @@ import html
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from html.parser import HTMLParser
 from types import SimpleNamespace
 from typing import Any
 
@@ -33,6 +32,7 @@ from chatapp.models import (
 from chatapp.providers.scripted import Say
 from tests.factories import assistant as make_assistant
 from tests.factories import rule as make_rule
+from tests.html import inline_code
 
 # Versions are recorded when a transaction commits, and say() runs the engine in threads.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -104,31 +104,6 @@ def svg_of(response: Any) -> str:
     match = re.search(r'<svg [^>]*class="workflow".*?</svg>', response.content.decode(), re.S)
     assert match, "no SVG on the page"
     return match.group(0)
-
-
-class InlineCode(HTMLParser):
-    """What a strict CSP would block: inline scripts, <style>, style= and on*= attributes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.problems: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        names = {name for name, _ in attrs}
-        if tag == "script" and "src" not in names:
-            self.problems.append("inline <script>")
-        if tag == "style":
-            self.problems.append("<style>")
-        if "style" in names:
-            self.problems.append(f"style= on <{tag}>")
-        if any(name.startswith("on") for name in names):
-            self.problems.append(f"event handler attribute on <{tag}>")
-
-
-def inline_code(page: str) -> list[str]:
-    parser = InlineCode()
-    parser.feed(page)
-    return parser.problems
 
 
 def assistant_data(assistant: Assistant, **changes: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import uuid
 from datetime import timedelta
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from django.utils import timezone
 
 from chatapp.access import owned_threads
 from chatapp.models import Message, Run, Thread
+from tests.html import inline_code
 
 pytestmark = pytest.mark.django_db
 
@@ -63,31 +63,6 @@ def start_active_run(thread: Thread) -> Run:
 
 def flash_texts(response: Any) -> list[str]:
     return [str(message) for message in response.context["messages"]] if response.context else []
-
-
-class InlineCode(HTMLParser):
-    """Collects what a strict CSP would block: inline scripts, <style> and style attributes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.problems: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        names = {name for name, _ in attrs}
-        if tag == "script" and "src" not in names:
-            self.problems.append("inline <script>")
-        if tag == "style":
-            self.problems.append("<style>")
-        if "style" in names:
-            self.problems.append(f"style= on <{tag}>")
-        if any(name.startswith("on") for name in names):
-            self.problems.append(f"event handler attribute on <{tag}>")
-
-
-def inline_code(html: str) -> list[str]:
-    parser = InlineCode()
-    parser.feed(html)
-    return parser.problems
 
 
 # --- logging in and out ---------------------------------------------------------------------

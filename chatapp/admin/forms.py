@@ -17,6 +17,7 @@ from assistants_registry.registry import Registry, registry
 from chatapp.admin.preview import rule_metadata_keys, sample_context, sample_metadata
 from chatapp.admin.preview import template_error as render_error
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Thread
+from chatapp.versions import RULE_FIELDS
 
 NOT_INSTALLED = "(not installed)"
 
@@ -96,21 +97,7 @@ class HandoffRuleForm(forms.ModelForm):
 
     class Meta:
         model = HandoffRule
-        fields = [
-            "target",
-            "tool_name",
-            "description",
-            "trigger",
-            "after_tool",
-            "parameters",
-            "required_metadata",
-            "history",
-            "history_last_n",
-            "extra_instructions",
-            "respond_immediately",
-            "enabled",
-            "order",
-        ]
+        fields = ["target", *RULE_FIELDS]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2, "cols": 60}),
             "parameters": forms.Textarea(attrs={"rows": 4, "cols": 60}),

@@ -17,6 +17,7 @@ from typing import Any
 from assistants_registry.registry import Registry
 from chatapp.models import Assistant, HandoffRule
 from chatapp.runs.context import InstructionsError, assistant_tools, render_template
+from chatapp.runs.store import rules_of
 
 SAMPLE = "sample"
 
@@ -105,17 +106,7 @@ def build_preview(assistant: Assistant, registry: Registry) -> Preview:
         )
     except InstructionsError as exc:
         preview.error = str(exc)
-    # The rules the engine would load (runs/store.load_turn): enabled, in order.
-    rules = list(
-        assistant.handoff_rules.filter(enabled=True)
-        .select_related("source", "target")
-        .order_by("order", "id")
-    )
-    consults = list(
-        assistant.consult_rules.filter(enabled=True)
-        .select_related("source", "specialist")
-        .order_by("order", "id")
-    )
+    rules, consults = rules_of(assistant)  # what the engine loads for a turn
     try:
         tools = assistant_tools(assistant, rules, registry, consults)
     except ValueError as exc:  # a rule's parameters written as code, never validated

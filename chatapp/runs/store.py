@@ -55,6 +55,13 @@ def load_turn(run_id: str) -> Turn:
     run = Run.objects.select_related("thread__owner", "thread__current_assistant").get(pk=run_id)
     thread = run.thread
     assistant = thread.current_assistant
+    rules, consults = rules_of(assistant)
+    history = list(thread.messages.select_related("assistant").order_by("id"))
+    return Turn(run, thread, assistant, rules, consults, history)
+
+
+def rules_of(assistant: Assistant) -> tuple[list[HandoffRule], list[ConsultRule]]:
+    """The assistant's enabled handoff and consult rules, in order: what it may do."""
     rules = list(
         assistant.handoff_rules.filter(enabled=True)
         .select_related("source", "target")
@@ -65,8 +72,7 @@ def load_turn(run_id: str) -> Turn:
         .select_related("source", "specialist")
         .order_by("order", "id")
     )
-    history = list(thread.messages.select_related("assistant").order_by("id"))
-    return Turn(run, thread, assistant, rules, consults, history)
+    return rules, consults
 
 
 def start_message(run: Run, assistant: Assistant) -> Message:
