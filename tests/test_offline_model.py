@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from chatapp.providers import offline
+from chatapp.providers import offline_matching as matching
 from chatapp.providers.base import (
     ChatMessage,
     Finished,
@@ -239,20 +240,20 @@ async def test_a_delay_given_to_the_provider_wins(settings: Any, sleeps: list[fl
 
 
 def test_tokenize_and_stem_match() -> None:
-    assert offline.tokenize("Edit the About-page, please_now 2!") == [
+    assert matching.tokenize("Edit the About-page, please_now 2!") == [
         "edit", "the", "about", "page", "please", "now", "2",
     ]  # fmt: skip
-    assert offline.stem_match("edit", "editing")
-    assert offline.stem_match("pages", "page")
-    assert not offline.stem_match("set", "settings")  # fewer than 4 shared characters
-    assert not offline.stem_match("page", "pace")
+    assert matching.stem_match("edit", "editing")
+    assert matching.stem_match("pages", "page")
+    assert not matching.stem_match("set", "settings")  # fewer than 4 shared characters
+    assert not matching.stem_match("page", "pace")
 
 
 def test_score_weighs_the_name_over_the_description() -> None:
     set_title = SITE_EDITOR_TOOLS[1]
     # set, title: 2 name words x 3; set, title, page, edited: 4 description words.
-    assert offline.score_tool(set_title, offline.tokenize("set the title of this page, edit")) == 10
-    assert offline.score_tool(set_title, offline.tokenize("good morning")) == 0
+    assert matching.score_tool(set_title, matching.tokenize("set the title of this page, edit")) == 10
+    assert matching.score_tool(set_title, matching.tokenize("good morning")) == 0
 
 
 @pytest.mark.parametrize(
@@ -269,22 +270,22 @@ def test_score_weighs_the_name_over_the_description() -> None:
     ],
 )
 def test_find_string(message: str, expected: str | None) -> None:
-    assert offline.find_string("title", message) == expected
+    assert matching.find_string("title", message) == expected
 
 
 def test_find_number_prefers_the_number_after_the_name() -> None:
-    assert offline.find_number("width", "on page 2 set the width to 300.", integer=True) == 300
-    assert offline.find_number("width", "make it 640 wide", integer=True) == 640
-    assert offline.find_number("ratio", "a ratio of 1.5", integer=False) == 1.5
-    assert offline.find_number("width", "make it 2.5 wide", integer=True) is None
-    assert offline.find_number("width", "no numbers", integer=False) is None
+    assert matching.find_number("width", "on page 2 set the width to 300.", integer=True) == 300
+    assert matching.find_number("width", "make it 640 wide", integer=True) == 640
+    assert matching.find_number("ratio", "a ratio of 1.5", integer=False) == 1.5
+    assert matching.find_number("width", "make it 2.5 wide", integer=True) is None
+    assert matching.find_number("width", "no numbers", integer=False) is None
 
 
 def test_find_boolean_takes_the_word_nearest_the_name() -> None:
-    assert offline.find_boolean("comments", "turn comments off on the about page") is False
-    assert offline.find_boolean("published", "publish it") is True
-    assert offline.find_boolean("published", "unpublish it") is False
-    assert offline.find_boolean("published", "nothing to say") is None
+    assert matching.find_boolean("comments", "turn comments off on the about page") is False
+    assert matching.find_boolean("published", "publish it") is True
+    assert matching.find_boolean("published", "unpublish it") is False
+    assert matching.find_boolean("published", "nothing to say") is None
 
 
 class Resize(BaseModel):
@@ -299,20 +300,20 @@ class Nested(BaseModel):
 
 def test_optional_parameters_are_sent_only_when_found() -> None:
     schema = Resize.model_json_schema()
-    assert offline.fill_arguments(schema, "width 20 em") == {"width": 20, "unit": "em"}
-    assert offline.fill_arguments(schema, "set the width to 300") == {"width": 300}
-    assert offline.fill_arguments(schema, "make it wider") is None  # width is required
+    assert matching.fill_arguments(schema, "width 20 em") == {"width": 20, "unit": "em"}
+    assert matching.fill_arguments(schema, "set the width to 300") == {"width": 300}
+    assert matching.fill_arguments(schema, "make it wider") is None  # width is required
 
 
 def test_optional_numbers_and_flags_need_their_name() -> None:
     from chatapp.runs.consult import SCHEMA
 
     message = 'Ask the critic about "Open on Sundays, 24 hours"'
-    assert offline.fill_arguments(SCHEMA, message) == {
+    assert matching.fill_arguments(SCHEMA, message) == {
         "message_to_assistant": "Open on Sundays, 24 hours"
     }
     named = 'ask "Is it good?" with resume on, and pass 3 previous messages'
-    assert offline.fill_arguments(SCHEMA, named) == {
+    assert matching.fill_arguments(SCHEMA, named) == {
         "message_to_assistant": "Is it good?",
         "pass_num_previous_messages": 3,
         "resume": True,
@@ -320,15 +321,15 @@ def test_optional_numbers_and_flags_need_their_name() -> None:
 
 
 def test_parameters_behind_a_ref_cannot_be_filled() -> None:
-    assert offline.fill_arguments(Nested.model_json_schema(), "size 20") is None
+    assert matching.fill_arguments(Nested.model_json_schema(), "size 20") is None
     resize = tool("resize", "Resize the image.", Nested)
-    assert offline.choose_tool([resize], "resize to 20 px") is None
+    assert matching.choose_tool([resize], "resize to 20 px") is None
 
 
 def test_ties_go_to_the_earlier_tool() -> None:
     first = tool("open_page", "Open a page.", SelectPage)
     second = tool("show_page", "Show a page.", SelectPage)
-    chosen = offline.choose_tool([first, second], "the contact page")
+    chosen = matching.choose_tool([first, second], "the contact page")
     assert chosen is not None
     assert (chosen[0].name, chosen[1]) == ("open_page", {"page": "contact"})
 
@@ -337,5 +338,5 @@ def test_const_parameters_are_filled_like_an_enum() -> None:
     class Mode(BaseModel):
         mode: Literal["dark"]
 
-    assert offline.fill_arguments(Mode.model_json_schema(), "go DARK now") == {"mode": "dark"}
-    assert offline.fill_arguments(Mode.model_json_schema(), "go light") is None
+    assert matching.fill_arguments(Mode.model_json_schema(), "go DARK now") == {"mode": "dark"}
+    assert matching.fill_arguments(Mode.model_json_schema(), "go light") is None
