@@ -252,7 +252,9 @@ def test_tokenize_and_stem_match() -> None:
 def test_score_weighs_the_name_over_the_description() -> None:
     set_title = SITE_EDITOR_TOOLS[1]
     # set, title: 2 name words x 3; set, title, page, edited: 4 description words.
-    assert matching.score_tool(set_title, matching.tokenize("set the title of this page, edit")) == 10
+    assert (
+        matching.score_tool(set_title, matching.tokenize("set the title of this page, edit")) == 10
+    )
     assert matching.score_tool(set_title, matching.tokenize("good morning")) == 0
 
 
