@@ -60,6 +60,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         )
 
     def current_state(self) -> tuple[str, dict[int, int]]:
+        services.expire_stale_runs(self.thread)  # after a server restart: not "answering…"
         self.thread.refresh_from_db()
         streaming = Message.objects.filter(
             thread=self.thread,

@@ -252,3 +252,16 @@ async def test_model_output_arrives_inert(thread, user, script):
     assert 'href="javascript' not in frames
     assert "&lt;b&gt;me&lt;/b&gt;" in frames
     await communicator.disconnect()
+
+
+async def test_a_run_whose_process_died_is_not_shown_as_answering(thread, user, settings):
+    settings.CHATAPP_RUN_EXPIRY = 0
+    run = await Run.objects.acreate(
+        thread=thread, assistant_id=thread.current_assistant_id, status="in_progress"
+    )
+    await Message.objects.acreate(thread=thread, run=run, role="user", content="hello?")
+    communicator, _ = await connect(thread.pk, user)
+    state = await communicator.receive_from()
+    assert 'data-running="false"' in state
+    assert "stopped answering and was given up" in state
+    await communicator.disconnect()

@@ -293,3 +293,25 @@ def test_steps_start_before_they_finish(helper, script):
     run, _ = collect(helper, "sum")
     for step in run.steps.all():
         assert step.started_at <= step.finished_at, step.kind
+
+
+async def test_a_silent_model_keeps_its_run_alive(helper, script, settings):
+    settings.CHATAPP_RUN_EXPIRY = 0.2  # beats every 0.05 s
+    pause = asyncio.Event()
+    script(Say("Thinking", pause=pause))
+    _, run = await sync_to_async(services.send_message)(helper, "hi")
+    beats = []
+
+    async def consume():
+        async for event in execute(run.pk):
+            if isinstance(event, events.TextDelta):
+                for _ in range(3):
+                    await asyncio.sleep(0.1)
+                    await run.arefresh_from_db()
+                    beats.append(run.heartbeat_at)
+                pause.set()
+
+    await consume()
+    assert len(set(beats)) == 3  # the heartbeat moved while no token came
+    await run.arefresh_from_db()
+    assert run.status == Run.Status.COMPLETED

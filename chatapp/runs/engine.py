@@ -57,6 +57,9 @@ async def execute(
     loop = RunLoop(run, registry, depth=depth, budget=budget, watch=watch)
     yield RunStarted(str(run.pk), str(run.thread_id), run.assistant.slug)
     status, error = Run.Status.COMPLETED, ""
+    # The heartbeat says "alive" even while a model thinks for a long time before its first
+    # token, so a slow run is never mistaken for a dead one and expired.
+    heart = asyncio.create_task(beat(run.pk))
     try:
         async for event in loop.steps():
             yield event
@@ -76,11 +79,19 @@ async def execute(
     except Exception:
         logger.exception("Run %s crashed", run.pk)
         status, error = Run.Status.FAILED, "Something went wrong on our side; the run stopped."
+    finally:
+        heart.cancel()
     if (event := await loop.close_message(complete=False)) is not None:
         yield event
     await db(store.finish_run)(run, status, error, loop.usage)
     cancellation.forget(run.pk)
     yield RunFinished(str(run.pk), status, error)
+
+
+async def beat(run_id: Any) -> None:
+    while True:
+        await asyncio.sleep(settings.CHATAPP_RUN_EXPIRY / 4)
+        await db(store.beat)(run_id)
 
 
 class RunLoop(ToolCalls):

@@ -93,6 +93,10 @@ def flush(watch: tuple[str, ...], message_id: int, content: str) -> bool:
     return stop_requested(watch)
 
 
+def beat(run_id: Any) -> None:
+    Run.objects.filter(pk=run_id, status=Run.Status.IN_PROGRESS).update(heartbeat_at=timezone.now())
+
+
 def stop_requested(watch: tuple[str, ...]) -> bool:
     return Run.objects.filter(pk__in=watch, cancel_requested=True).exists()
 
