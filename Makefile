@@ -36,9 +36,11 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# Figures, not assertions: our stream parsing against the openai client's typed stream.
+# Figures, not assertions, each against a baseline measured in the same run: our stream
+# parsing against the openai client's typed stream; the whole pipeline against the provider.
 bench: install
 	$(PY) bench/stream_lag.py $(BENCH_ARGS)
+	$(PY) bench/run_pipeline.py $(BENCH_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

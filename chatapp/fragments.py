@@ -7,7 +7,7 @@ own, inside the consultation's block instead of the conversation.
 
 from __future__ import annotations
 
-from chatapp.models import Message, Run, RunStep, Thread
+from chatapp.models import Assistant, Message, Run, Thread
 from chatapp.rendering import (
     Item,
     ToolStep,
@@ -49,19 +49,19 @@ def event_fragments(
             if isinstance(inner, events.RunStarted | events.RunFinished):
                 return consult_summary(step_id, specialist, inner)
             return event_fragments(inner, None, container)
-        case events.RunStarted(run_id=run_id):
+        case events.RunStarted(question_id=question_id, question=question):
             # Every tab of the thread shows the question, not only the one that sent it.
-            asked = Message.objects.filter(run_id=run_id, role=Message.Role.USER).first()
-            shown = append(Item("user", asked), into) if asked else ""
+            asked = Message(pk=question_id, role=Message.Role.USER, content=question)
+            shown = append(Item("user", asked), into) if question_id else ""
             title = oob("title", thread=thread) if thread else ""  # the first message names it
             return shown + title + oob("run_status", running=True)
-        case events.MessageStarted(message_id=message_id):
-            message = Message.objects.select_related("assistant").get(pk=message_id)
+        case events.MessageStarted(message_id=message_id, assistant_name=name):
+            message = spoken(message_id, "", Message.Status.INCOMPLETE, name)
             return append(Item("assistant", message, streaming=True), into)
         case events.MessageCompleted(message_id=message_id, content=content, status=status):
             if not content and status == "complete":  # only tool calls: their steps stand for it
                 return f'<div id="msg-{message_id}" hx-swap-oob="delete"></div>'
-            message = Message.objects.select_related("assistant").get(pk=message_id)
+            message = spoken(message_id, content, status, event.assistant_name)
             return oob("item", item=Item("assistant", message))
         case events.ToolCalled(step_id=step_id, name=name, arguments=arguments, kind=kind):
             item_kind = "consult" if kind == "consult" else "tool"
@@ -70,7 +70,7 @@ def event_fragments(
             step = ToolStep(f"s{step_id}", "", "", output, is_error)
             return oob("consult_answer", step=step) + (_side(thread) if not nested else "")
         case events.ToolResult(step_id=step_id, name=name, output=output, is_error=is_error):
-            step = ToolStep(f"s{step_id}", name, _arguments_of(step_id), output, is_error)
+            step = ToolStep(f"s{step_id}", name, event.arguments, output, is_error)
             return oob("item", item=Item("tool", step=step)) + (_side(thread) if not nested else "")
         case events.Handoff(source_name=source, target_name=target, metadata=metadata):
             banner = append(
@@ -102,9 +102,21 @@ def append(item: Item, into: str = CONVERSATION) -> str:
     return partial("append", {"item": item, "into": into})
 
 
-def _arguments_of(step_id: int) -> str:
-    step = RunStep.objects.filter(pk=step_id).values_list("data", flat=True).first() or {}
-    return step.get("arguments", "")
+def spoken(message_id: int, content: str, status: str, assistant_name: str) -> Message:
+    """An assistant's message as the page needs it, built from the event: no query."""
+    return Message(
+        pk=message_id,
+        role=Message.Role.ASSISTANT,
+        content=content,
+        status=status,
+        assistant=Assistant(name=assistant_name),
+    )
+
+
+def needs_database(event: events.RunEvent) -> bool:
+    """Only what changes the side panels (a tool result, a handoff) reads the database;
+    everything else renders from the event alone, off the database thread."""
+    return isinstance(event, events.ToolResult | events.Handoff)
 
 
 def _side(thread: Thread | None) -> str:

@@ -222,7 +222,9 @@ async def test_cancel_stops_the_run_and_keeps_partial_text(helper, script):
     assert run.status == Run.Status.CANCELLED
     reply = await Message.objects.aget(run=run, role="assistant")
     assert (reply.content, reply.status) == ("Partial", "incomplete")
-    assert seen[-2] == events.MessageCompleted(str(run.pk), reply.pk, "Partial", "incomplete")
+    assert seen[-2] == events.MessageCompleted(
+        str(run.pk), reply.pk, "Partial", "incomplete", "Helper"
+    )
     assert seen[-1].status == "cancelled"
 
 

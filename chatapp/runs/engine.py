@@ -55,7 +55,8 @@ async def execute(
         logger.info("Run %s is not queued; not starting it", run_id)
         return
     loop = RunLoop(run, registry, depth=depth, budget=budget, watch=watch)
-    yield RunStarted(str(run.pk), str(run.thread_id), run.assistant.slug)
+    question_id, question = await db(store.question_of)(str(run.pk))
+    yield RunStarted(str(run.pk), str(run.thread_id), run.assistant.slug, question_id, question)
     status, error = Run.Status.COMPLETED, ""
     # The heartbeat says "alive" even while a model thinks for a long time before its first
     # token, so a slow run is never mistaken for a dead one and expired.
@@ -118,8 +119,8 @@ class RunLoop(ToolCalls):
 
     async def steps(self) -> AsyncIterator[RunEvent]:
         while True:
-            turn = await db(store.load_turn)(self.run_id)
-            if await db(store.stop_requested)(self.watch) or cancellation.requested(self.run_id):
+            turn = await db(store.load_turn)(self.run_id, self.watch[1:])
+            if turn.stop_requested or cancellation.requested(self.run_id):
                 raise Stop(Run.Status.CANCELLED, "Stopped.")
             assistant = turn.assistant
             if self.steps_by_assistant[assistant.pk] >= assistant.max_steps:
@@ -192,7 +193,8 @@ class RunLoop(ToolCalls):
             usage=dict(self.usage),
         )
         status = "complete" if complete else "incomplete"
-        return MessageCompleted(self.run_id, message.pk, self.text, status)
+        name = message.assistant.name if message.assistant else ""
+        return MessageCompleted(self.run_id, message.pk, self.text, status, name)
 
     def child_events(self, run_id: Any, budget: consult.Budget) -> AsyncIterator[RunEvent]:
         return execute(

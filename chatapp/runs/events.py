@@ -15,6 +15,8 @@ class RunStarted:
     run_id: str
     thread_id: str
     assistant: str  # slug
+    question_id: int = 0  # the user's message the run answers, for pages that show it
+    question: str = ""
     type: Literal["run.started"] = "run.started"
 
 
@@ -42,6 +44,7 @@ class MessageCompleted:
     message_id: int
     content: str
     status: Literal["complete", "incomplete"] = "complete"
+    assistant_name: str = ""
     type: Literal["message.completed"] = "message.completed"
 
 
@@ -65,6 +68,7 @@ class ToolResult:
     output: str
     is_error: bool
     kind: Literal["tool", "handoff", "consult"] = "tool"
+    arguments: str = ""
     type: Literal["tool.result"] = "tool.result"
 
 

@@ -39,6 +39,17 @@ class Turn:
     rules: list[HandoffRule]
     consults: list[ConsultRule]
     history: list[Message]
+    stop_requested: bool
+
+
+def question_of(run_id: str) -> tuple[int, str]:
+    """The user's message a run answers (id, text), or (0, "")."""
+    found = (
+        Message.objects.filter(run_id=run_id, role=Message.Role.USER)
+        .values_list("pk", "content")
+        .first()
+    )
+    return found or (0, "")
 
 
 def begin(run_id: str) -> Run:
@@ -51,13 +62,15 @@ def begin(run_id: str) -> Run:
     return Run.objects.select_related("assistant").get(pk=run_id)
 
 
-def load_turn(run_id: str) -> Turn:
+def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
+    """`watch`: the consulting runs above this one, whose Stop stops this one too."""
     run = Run.objects.select_related("thread__owner", "thread__current_assistant").get(pk=run_id)
     thread = run.thread
     assistant = thread.current_assistant
     rules, consults = rules_of(assistant)
     history = list(thread.messages.select_related("assistant").order_by("id"))
-    return Turn(run, thread, assistant, rules, consults, history)
+    stop = run.cancel_requested or bool(watch and stop_requested(watch))
+    return Turn(run, thread, assistant, rules, consults, history, stop)
 
 
 def rules_of(assistant: Assistant) -> tuple[list[HandoffRule], list[ConsultRule]]:

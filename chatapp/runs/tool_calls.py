@@ -84,7 +84,14 @@ class ToolCalls:
                     metadata.update(updates)
             await db(store.record_tool_result)(step, call, outcome, updates)
             yield ToolResult(
-                self.run_id, step.pk, call.id, call.name, outcome.output, outcome.is_error, kind
+                self.run_id,
+                step.pk,
+                call.id,
+                call.name,
+                outcome.output,
+                outcome.is_error,
+                kind,
+                call.arguments,
             )
         if handoff is not None:
             rule, updates, step = handoff
@@ -104,6 +111,7 @@ class ToolCalls:
                     output,
                     False,
                     "handoff",
+                    step.data["arguments"],
                 )
             yield await self.hand_off(turn, rule, updates, step, metadata)
 
