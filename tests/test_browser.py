@@ -93,11 +93,11 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         box.fill(text)
         box.press("Enter")
 
-    def start_chat(self, page: Page) -> None:
+    def start_chat(self, page: Page, assistant: str = "Welcome") -> None:
         self.log_in(page)
-        page.get_by_label("Welcome").check()
+        page.get_by_label(assistant).check()
         page.get_by_role("button", name="Start chat").click()
-        expect(page.locator("#assistant-badge")).to_have_text("Welcome")
+        expect(page.locator("#assistant-badge")).to_have_text(assistant)
 
 
 @override_settings(OFFLINE_MODEL_DELAY=0.01)
@@ -139,6 +139,20 @@ class SiteEditorInTheBrowser(BrowserTestCase):
         self.assertLessEqual(width, 375)
         phone.screenshot(path=str(OUTPUT / "thread-phone.png"), full_page=True)
         self.assertEqual(self.console_errors, [])
+
+    def test_a_consultation_streams_inside_its_block(self) -> None:
+        page = self.open_page()
+        self.start_chat(page, "Writer")
+        self.send(page, 'Ask the critic about "Fresh bread every morning"')
+        block = page.locator(".consult")
+        expect(block.locator(".consult__summary")).to_have_text("Asked Critic")
+        expect(block.locator(".msg--assistant .msg__author")).to_have_text("Critic")
+        expect(block).to_contain_text("Critic (offline model)")
+        writer_reply = page.locator("#messages > .msg--assistant").last
+        expect(writer_reply).to_contain_text("Writer (offline model): Done: ask_critic")
+        expect(page.locator("#assistant-badge")).to_have_text("Writer")  # it stayed
+        self.assertEqual(self.console_errors, [])
+        page.screenshot(path=str(OUTPUT / "consult.png"), full_page=True)
 
 
 @override_settings(OFFLINE_MODEL_DELAY=0.3)  # slow enough to press Stop halfway
