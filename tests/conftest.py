@@ -14,6 +14,10 @@ from typing import Any
 
 import pytest
 
+# The support modules of the split test files hold fixtures and asserting helpers: rewrite
+# their asserts as pytest does a test module's (and before the test modules import them).
+pytest.register_assert_rewrite("tests.admin_support", "tests.sync_support")
+
 
 class NetworkBlocked(OSError):
     pass

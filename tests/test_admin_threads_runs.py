@@ -1,0 +1,98 @@
+"""Threads and runs in the admin: read-only messages, metadata, filters, the run timeline."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from chatapp.api import say
+from chatapp.models import Message, Run, Thread
+from tests.admin_support import text, url
+
+pytest_plugins = ["tests.admin_support"]  # the fixtures demo and run
+
+# Versions are recorded when a transaction commits, and say() runs the engine in threads.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+# --- threads and runs --------------------------------------------------------------------------
+
+
+def test_the_thread_page_shows_messages_read_only_and_saves_metadata(admin_client, run):
+    thread = run.thread
+    response = admin_client.get(url("thread_change", thread.pk))
+    page = text(response)
+    assert "I want to edit the about page" in page and "select_page" in page
+    assert 'name="messages-0-content"' not in response.content.decode()  # read-only
+
+    messages = list(thread.messages.order_by("id"))
+    data = {
+        "owner": thread.owner_id,
+        "title": thread.title,
+        "current_assistant": thread.current_assistant_id,
+        "metadata": '{"page_id": "home"}',
+        "messages-TOTAL_FORMS": len(messages),
+        "messages-INITIAL_FORMS": len(messages),
+        "messages-MIN_NUM_FORMS": 0,
+        "messages-MAX_NUM_FORMS": 1000,
+    }
+    for i, message in enumerate(messages):
+        data[f"messages-{i}-id"] = message.pk
+        data[f"messages-{i}-thread"] = thread.pk
+    assert admin_client.post(url("thread_change", thread.pk), data).status_code == 302
+    thread.refresh_from_db()
+    assert thread.metadata == {"page_id": "home"}
+    assert Message.objects.filter(thread=thread).count() == len(messages)
+
+    data["metadata"] = '["not", "an", "object"]'
+    response = admin_client.post(url("thread_change", thread.pk), data)
+    assert response.status_code == 200
+    assert "metadata" in response.context["adminform"].form.errors
+
+
+def test_the_thread_list_searches_and_filters(admin_client, run, demo):
+    found = admin_client.get(url("thread_changelist"), {"q": "ada"})
+    assert [t.pk for t in found.context["cl"].result_list] == [run.thread_id]
+    on_welcome = admin_client.get(
+        url("thread_changelist"), {"current_assistant__id__exact": demo["welcome"].pk}
+    )
+    assert list(on_welcome.context["cl"].result_list) == []
+    consultations = admin_client.get(url("thread_changelist"), {"kind": "consultation"})
+    assert list(consultations.context["cl"].result_list) == []
+    conversations = admin_client.get(url("thread_changelist"), {"kind": "conversation"})
+    assert [t.pk for t in conversations.context["cl"].result_list] == [run.thread_id]
+
+
+def test_the_run_timeline_shows_tool_calls_and_the_handoff(admin_client, run):
+    response = admin_client.get(url("run_change", run.pk))
+    page = text(response)
+    assert "Welcome called select_page" in page
+    assert 'Arguments{ "page": "about" }' in page
+    assert "Opened About us (about)" in page
+    assert "Welcome → Page editor" in page and "page_id: about" in page
+    assert "Page editor spoke" in page and "You are editing the page about" in page
+    assert "tokens:" in page
+    kinds = [item.kind for item in response.context["timeline"]]
+    assert kinds == list(run.steps.order_by("index").values_list("kind", flat=True))
+
+
+def test_a_failed_tool_call_is_styled_as_an_error(admin_client, demo, user):
+    thread = Thread.start("welcome", user=user)
+    finished = say(thread, "I want to edit the nowhere page")
+    response = admin_client.get(url("run_change", finished.pk))
+    assert 'class="chatapp-pre chatapp-error"' in response.content.decode()
+    assert "There is no page" in text(response)
+
+
+def test_runs_are_read_only_but_deletable(admin_client, run):
+    assert admin_client.get(url("run_add")).status_code == 403
+    response = admin_client.post(url("run_change", run.pk), {"status": "failed"})
+    assert response.status_code == 403
+    run.refresh_from_db()
+    assert run.status == "completed"
+    listing = text(admin_client.get(url("run_changelist")))
+    assert "Completed" in listing and re.search(r"\d+ ms|\d+\.\d\d s", listing)
+    response = admin_client.post(url("run_delete", run.pk), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Run.objects.filter(pk=run.pk).exists()

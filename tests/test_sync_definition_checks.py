@@ -1,0 +1,47 @@
+"""Definitions are checked as the admin checks them: unknown tools warn, bad rules and bad
+types are errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from assistants_registry.definitions import DefinitionError, HandoffDefinition
+from assistants_registry.site_editor.assistants import PAGE_EDITOR, WELCOME
+from chatapp.models import Assistant
+from chatapp.sync import sync
+from chatapp.sync_report import report
+from tests.sync_support import rows
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_unknown_tools_are_a_warning_not_an_error():
+    welcome = dataclasses.replace(WELCOME, tools=("list_pages", "search"), origin="here")
+    out = report(sync([welcome, PAGE_EDITOR]))
+    assert out[-2:] == [
+        "! here: assistant 'welcome': tool 'search' is not in this installation's tool registry",
+        "! here: assistant 'welcome': a handoff follows tool 'select_page', which is not among "
+        "its tools",
+    ]
+    assert Assistant.objects.get(slug="welcome").tools == ["list_pages", "search"]
+
+
+def test_rules_are_checked_as_the_admin_checks_them():
+    bad = HandoffDefinition(target="welcome", parameters={"type": "object", "properties": {"x": 1}})
+    editor = dataclasses.replace(PAGE_EDITOR, handoffs=(bad,), origin="here")
+    with pytest.raises(DefinitionError) as error:
+        sync([WELCOME, editor])
+    assert str(error.value) == (
+        "here: assistant 'page-editor': rule transfer_to_welcome: "
+        "parameters: The schema of 'x' must be an object."
+    )
+    assert rows() == ([], [], [], [])
+
+
+def test_python_definitions_get_the_same_type_checks():
+    with pytest.raises(DefinitionError, match=r"max_steps: Input should be a valid integer"):
+        sync([dataclasses.replace(WELCOME, max_steps="8", handoffs=())])
+    with pytest.raises(DefinitionError, match=r"'welcome': tools: Input should be a valid list"):
+        sync([dataclasses.replace(WELCOME, tools=("select_page"), handoffs=())])
