@@ -72,28 +72,39 @@ class Broadcaster:
         self.channel = await self.layer.new_channel()
         listener = asyncio.create_task(self.answer_resyncs())
         flusher = asyncio.create_task(self.flush_every(COALESCE_SECONDS))
+        run_events = execute(self.run_id)
         try:
             thread = await Thread.objects.select_related("current_assistant").aget(
                 pk=self.thread_id
             )
-            async for event in execute(self.run_id):
+            async for event in run_events:
                 if isinstance(delta := innermost(event), events.TextDelta):
                     # Message ids are unique across threads: a consulted specialist's text
                     # streams into its own message inside the consultation's block.
                     self.texts[delta.message_id] = self.texts.get(delta.message_id, "") + delta.text
                     continue
                 await self.flush()
-                html = await database_sync_to_async(fragments.event_fragments)(event, thread)
-                if html:
-                    await self.layer.group_send(self.group, {"type": "chat.html", "html": html})
+                await self.send_html(event, thread)
         except Exception:
             logger.exception("Broadcasting run %s failed", self.run_id)
         finally:
+            await run_events.aclose()  # never leave a run half-consumed
             flusher.cancel()
             listener.cancel()
             for task in (flusher, listener):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def send_html(self, event: events.RunEvent, thread: Thread) -> None:
+        """One event's fragment. A page that misses one is put right on its next connect;
+        the run itself must go on, so a rendering error is logged, not raised."""
+        try:
+            html = await database_sync_to_async(fragments.event_fragments)(event, thread)
+        except Exception:
+            logger.exception("Rendering %s of run %s failed", event.type, self.run_id)
+            return
+        if html:
+            await self.layer.group_send(self.group, {"type": "chat.html", "html": html})
 
     async def flush_every(self, seconds: float) -> None:
         while True:

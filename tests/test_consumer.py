@@ -265,3 +265,27 @@ async def test_a_run_whose_process_died_is_not_shown_as_answering(thread, user, 
     assert 'data-running="false"' in state
     assert "stopped answering and was given up" in state
     await communicator.disconnect()
+
+
+async def test_a_fragment_that_fails_to_render_does_not_stop_the_run(
+    thread, user, script, monkeypatch
+):
+    from chatapp import fragments
+
+    real = fragments.event_fragments
+
+    def broken(event, *args, **kwargs):
+        if event.type == "message.started":
+            raise RuntimeError("template bug")
+        return real(event, *args, **kwargs)
+
+    monkeypatch.setattr(fragments, "event_fragments", broken)
+    script(Say("Still answered."))
+    communicator, _ = await connect(thread.pk, user)
+    await communicator.receive_from()
+    await communicator.send_json_to({"type": "message", "text": "hi"})
+    await frames_until(communicator, 'data-running="false"')
+    await live.wait_for_all()
+    run = await Run.objects.aget(thread=thread)
+    assert run.status == Run.Status.COMPLETED
+    await communicator.disconnect()
