@@ -37,7 +37,7 @@ from asgiref.sync import sync_to_async  # noqa: E402
 from channels.layers import get_channel_layer  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from stream_lag import PROMPT, free_port, ours, start_server  # noqa: E402
+from stream_lag import PROMPT, free_port, lags, ours, start_server  # noqa: E402
 
 from chatapp import live, services  # noqa: E402
 from chatapp.models import Assistant, Thread  # noqa: E402
@@ -59,14 +59,14 @@ def report(name: str, lags: list[float], extra: str = "") -> dict[str, float]:
 
 def token_lags(frames: list[tuple[float, int, str]], delay: float) -> list[float]:
     """Each frame delivers words ending at some index: their lag against the schedule."""
-    lags, words, first = [], 0, None
+    result, words, first = [], 0, None
     for arrived, _offset, text in frames:
         count = len(text.split())
         if first is None:
             first = arrived
         words += count
-        lags.extend([max(0.0, arrived - (first + (words - 1) * delay))] * count)
-    return lags
+        result.extend([max(0.0, arrived - (first + (words - 1) * delay))] * count)
+    return result
 
 
 async def subscribe(group: str, results: dict[str, list[tuple[float, int, str]]]) -> None:
@@ -133,16 +133,12 @@ async def main(runs: int, delay: float) -> None:
         baseline = await asyncio.gather(*(ours(url) for _ in range(runs)))
         report(
             "baseline: the provider alone",
-            [lag for arrivals in baseline for lag in _arrival_lags(arrivals, delay)],
+            [lag for arrivals in baseline for lag in lags(arrivals, delay)],
         )
         await through_chatapp(threads, delay)
     finally:
         server.terminate()
         server.wait(timeout=10)
-
-
-def _arrival_lags(arrivals: list[float], delay: float) -> list[float]:
-    return [max(0.0, t - (arrivals[0] + i * delay)) for i, t in enumerate(arrivals)]
 
 
 if __name__ == "__main__":
