@@ -1,6 +1,6 @@
 """Assistants, their handoff rules and their consult rules defined as code, in an app's
-`assistants.py` (a module-level `ASSISTANTS`) or in YAML files. `chatapp.sync` writes them
-into the database; these classes know nothing of it."""
+`assistants.py` (a module-level `ASSISTANTS`) or in YAML files. `chatapp.definitions.sync`
+writes them into the database; these classes know nothing of it."""
 
 from __future__ import annotations
 

@@ -39,8 +39,9 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from stream_lag import PROMPT, free_port, lags, ours, start_server  # noqa: E402
 
-from chatapp import live, services  # noqa: E402
+from chatapp import services  # noqa: E402
 from chatapp.models import Assistant, Thread  # noqa: E402
+from chatapp.web import broadcast  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -99,13 +100,15 @@ def setup(runs: int) -> list[Thread]:
 
 async def through_chatapp(threads: list[Thread], delay: float) -> None:
     results: dict[str, list[tuple[float, int, str]]] = {}
-    listeners = [asyncio.create_task(subscribe(live.group_name(t.pk), results)) for t in threads]
+    listeners = [
+        asyncio.create_task(subscribe(broadcast.group_name(t.pk), results)) for t in threads
+    ]
     await asyncio.sleep(0.1)
     send = sync_to_async(services.send_message)
     queued = [(await send(thread, PROMPT))[1] for thread in threads]
     started = time.monotonic()
     for run in queued:  # all at once, as many users would
-        live.start(run.pk, run.thread_id)
+        broadcast.start(run.pk, run.thread_id)
     await asyncio.gather(*listeners)
     wall = time.monotonic() - started
     lags = [lag for frames in results.values() for lag in token_lags(frames, delay)]

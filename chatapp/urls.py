@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from chatapp import views
+from chatapp.web import views
 
 urlpatterns = [
     path("", views.thread_list, name="threads"),

@@ -15,8 +15,8 @@ import pytest
 from django.urls import reverse
 from django.utils.html import strip_tags
 
-from chatapp.api import say
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Run, Thread
+from chatapp.runs.api import say
 
 
 @pytest.fixture

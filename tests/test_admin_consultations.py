@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from chatapp.api import say
 from chatapp.models import Assistant, ConsultRule, Run, Thread
 from chatapp.providers.scripted import Say
+from chatapp.runs.api import say
 from tests.admin_support import (
     assistant_data,
     consult_fields,

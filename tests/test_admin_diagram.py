@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from chatapp.diagram import workflow_svg
+from chatapp.admin.diagram import workflow_svg
 from tests.admin_support import svg_of, url
 from tests.factories import assistant as make_assistant
 from tests.factories import rule as make_rule

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from chatapp.api import say
 from chatapp.models import Message, Run, Thread
+from chatapp.runs.api import say
 from tests.admin_support import text, url
 
 pytest_plugins = ["tests.admin_support"]  # the fixtures demo and run

@@ -8,12 +8,13 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from chatapp import live, services
-from chatapp.api import say
+from chatapp import services
 from chatapp.models import ConsultRule, Message, Run, RunStep, Thread
 from chatapp.providers.scripted import Say
 from chatapp.runs import events
+from chatapp.runs.api import say
 from chatapp.runs.engine import execute
+from chatapp.web import broadcast
 from tests.factories import assistant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -181,7 +182,7 @@ async def test_nested_events_reach_the_websocket_in_order(writer, user, script):
     ]
     assert order == sorted(order)
     await communicator.disconnect()
-    await live.wait_for_all()
+    await broadcast.wait_for_all()
 
 
 async def test_child_threads_follow_the_same_access_rules(writer, user, other_user, script, client):
@@ -222,7 +223,7 @@ def test_consult_arguments_are_validated(writer, script):
 
 
 def test_a_reloaded_page_shows_the_consultation(writer, script):
-    from chatapp.fragments import connect_fragments
+    from chatapp.web.fragments import connect_fragments
 
     script(Say("", calls=[ask("Is it good?")]), Say("Approved."))
     script(Say("It reads well."), name="critic-model")

@@ -13,10 +13,10 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from chatapp import live
 from chatapp.asgi import application
 from chatapp.models import Message, Run, Thread
 from chatapp.providers.scripted import Say
+from chatapp.web import broadcast
 from tests.factories import assistant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -116,7 +116,7 @@ async def test_a_run_outlives_the_socket_and_is_there_on_reconnect(thread, user,
     await communicator.receive_from()
     await communicator.send_json_to({"type": "message", "text": "hi"})
     await communicator.disconnect()
-    await live.wait_for_all()
+    await broadcast.wait_for_all()
     run = await Run.objects.aget(thread=thread)
     assert run.status == Run.Status.COMPLETED
     again, _ = await connect(thread.pk, user)
@@ -160,7 +160,7 @@ async def test_cancel_keeps_the_partial_text_and_frees_the_input(thread, user, s
     await communicator.send_json_to({"type": "cancel"})
     frames = await frames_until(communicator, 'data-running="false"')
     pause.set()
-    await live.wait_for_all()
+    await broadcast.wait_for_all()
     run = await Run.objects.aget(thread=thread)
     reply = await Message.objects.aget(role="assistant")
     assert run.status == Run.Status.CANCELLED
@@ -180,7 +180,7 @@ async def test_a_second_message_during_a_run_is_refused(thread, user, script):
     frames = await frames_until(communicator, 'id="notice"')
     assert "An answer is still being written" in frames[-1]
     pause.set()
-    await live.wait_for_all()
+    await broadcast.wait_for_all()
     assert await Message.objects.filter(role="user").acount() == 1
     assert await Run.objects.acount() == 1
     await communicator.disconnect()
@@ -195,7 +195,7 @@ async def test_a_repeated_client_id_posts_once(thread, user, script):
     await frames_until(communicator, 'data-running="false"')
     await communicator.send_json_to(frame)
     await asyncio.sleep(0.2)
-    await live.wait_for_all()
+    await broadcast.wait_for_all()
     assert await Message.objects.filter(role="user").acount() == 1
     assert await Run.objects.acount() == 1
     await communicator.disconnect()
@@ -270,7 +270,7 @@ async def test_a_run_whose_process_died_is_not_shown_as_answering(thread, user, 
 async def test_a_fragment_that_fails_to_render_does_not_stop_the_run(
     thread, user, script, monkeypatch
 ):
-    from chatapp import fragments
+    from chatapp.web import fragments
 
     real = fragments.event_fragments
 
@@ -285,7 +285,7 @@ async def test_a_fragment_that_fails_to_render_does_not_stop_the_run(
     await communicator.receive_from()
     await communicator.send_json_to({"type": "message", "text": "hi"})
     await frames_until(communicator, 'data-running="false"')
-    await live.wait_for_all()
+    await broadcast.wait_for_all()
     run = await Run.objects.aget(thread=thread)
     assert run.status == Run.Status.COMPLETED
     await communicator.disconnect()

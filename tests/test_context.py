@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.api import say
 from chatapp.models import Thread
 from chatapp.providers.scripted import Say
+from chatapp.runs.api import say
 from tests.factories import assistant, rule
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,10 +12,10 @@ from django.test.utils import CaptureQueriesContext
 
 from assistants_registry.tools import ToolContext, ToolError, tool
 from chatapp import services
-from chatapp.api import asay, say
 from chatapp.models import Message, Run, RunStep, Thread
 from chatapp.providers.scripted import Say
 from chatapp.runs import events
+from chatapp.runs.api import asay, say
 from chatapp.runs.engine import execute
 from tests.factories import assistant
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from chatapp.api import say
 from chatapp.models import HandoffRule, Message, Run, Thread
 from chatapp.providers.scripted import Say
 from chatapp.runs import events, store
+from chatapp.runs.api import say
 from chatapp.runs.handoffs import parameters_model
 from tests.factories import assistant, rule
 

@@ -9,8 +9,6 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel
 
-from chatapp.providers import offline
-from chatapp.providers import offline_matching as matching
 from chatapp.providers.base import (
     ChatMessage,
     Finished,
@@ -22,7 +20,9 @@ from chatapp.providers.base import (
     ToolDefinition,
     Usage,
 )
-from chatapp.providers.offline import OfflineProvider
+from chatapp.providers.offline import matching
+from chatapp.providers.offline import model as offline
+from chatapp.providers.offline.model import OfflineProvider
 
 
 def tool(name: str, description: str, fields: type[BaseModel] | None = None) -> ToolDefinition:

@@ -31,8 +31,8 @@ from chatapp.providers.base import (
     ToolDefinition,
     Usage,
 )
-from chatapp.providers.offline import OfflineProvider
-from chatapp.providers.offline_http import OfflineModelServer, serve_in_thread
+from chatapp.providers.offline.model import OfflineProvider
+from chatapp.providers.offline.server import OfflineModelServer, serve_in_thread
 from chatapp.providers.openai import OpenAIProvider
 
 SET_TITLE = ToolDefinition(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp import fragments, rendering
 from chatapp.models import Message, Thread
 from chatapp.runs import events
+from chatapp.web import fragments, page
 from tests.factories import assistant
 
 pytestmark = pytest.mark.django_db
@@ -27,11 +27,11 @@ EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)"><iframe src="//ev
     ],
 )
 def test_markdown_output_is_inert(source, absent):
-    assert absent not in rendering.markdown(source)
+    assert absent not in page.markdown(source)
 
 
 def test_markdown_still_formats_and_links_safely():
-    html = rendering.markdown("**bold** and `code` and [docs](https://example.com)")
+    html = page.markdown("**bold** and `code` and [docs](https://example.com)")
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html
     assert 'href="https://example.com"' in html and 'rel="noopener noreferrer nofollow"' in html
 

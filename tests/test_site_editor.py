@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 
 from assistants_registry.site_editor.models import Page
-from chatapp.api import say
 from chatapp.models import Assistant, HandoffRule, Message, Thread
+from chatapp.runs.api import say
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,11 +14,11 @@ from assistants_registry.definitions import (
 )
 from assistants_registry.site_editor.assistants import ASSISTANTS
 from assistants_registry.writers_room.assistants import CRITIC, WRITER
-from chatapp import definitions_io
-from chatapp.discovery import discover
+from chatapp.definitions import yaml_files
+from chatapp.definitions.discovery import discover
+from chatapp.definitions.report import report
+from chatapp.definitions.sync import plan, sync
 from chatapp.models import Assistant, ConsultRule
-from chatapp.sync import plan, sync
-from chatapp.sync_report import report
 from tests.factories import assistant
 from tests.sync_support import command, rows, write
 
@@ -70,7 +70,7 @@ def test_consult_rules_no_longer_defined_are_left_alone_without_prune_and_delete
     tmp_path,
 ):
     sync(discover())
-    path = write(tmp_path / "a.yaml", definitions_io.dump_yaml([writer_with(), CRITIC]))
+    path = write(tmp_path / "a.yaml", yaml_files.dump_yaml([writer_with(), CRITIC]))
     out = command("sync_assistants", "--file", path)
     assert out.splitlines() == [
         "  consult writer.ask_critic left alone: no longer defined (--prune deletes it)",

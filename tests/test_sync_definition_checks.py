@@ -9,9 +9,9 @@ import pytest
 
 from assistants_registry.definitions import DefinitionError, HandoffDefinition
 from assistants_registry.site_editor.assistants import PAGE_EDITOR, WELCOME
+from chatapp.definitions.report import report
+from chatapp.definitions.sync import sync
 from chatapp.models import Assistant
-from chatapp.sync import sync
-from chatapp.sync_report import report
 from tests.sync_support import rows
 
 pytestmark = pytest.mark.django_db(transaction=True)

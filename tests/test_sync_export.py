@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.discovery import discover
+from chatapp.definitions.discovery import discover
+from chatapp.definitions.sync import sync
 from chatapp.models import Assistant, ConsultRule, HandoffRule
-from chatapp.sync import sync
 from tests.sync_support import command, write
 
 pytestmark = pytest.mark.django_db(transaction=True)

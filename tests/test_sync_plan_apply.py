@@ -8,10 +8,10 @@ import dataclasses
 import pytest
 
 from assistants_registry.site_editor.assistants import ASSISTANTS, PAGE_EDITOR, WELCOME
-from chatapp import definitions_io
+from chatapp.definitions import yaml_files
+from chatapp.definitions.report import report
+from chatapp.definitions.sync import plan, sync
 from chatapp.models import Assistant, AssistantVersion, ConsultRule, HandoffRule
-from chatapp.sync import plan, sync
-from chatapp.sync_report import report
 from tests.sync_support import command, rows, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,7 +76,7 @@ def test_a_changed_definition_updates_only_what_changed(tmp_path):
         max_steps=5,
         handoffs=(dataclasses.replace(PAGE_EDITOR.handoffs[0], description="Back to Welcome."),),
     )
-    path = write(tmp_path / "a.yaml", definitions_io.dump_yaml([WELCOME, editor]))
+    path = write(tmp_path / "a.yaml", yaml_files.dump_yaml([WELCOME, editor]))
 
     out = command("sync_assistants", file=[path])
 
@@ -110,7 +110,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     before = rows()
     path = write(
         tmp_path / "a.yaml",
-        definitions_io.dump_yaml([dataclasses.replace(WELCOME, model="gpt-x"), PAGE_EDITOR]),
+        yaml_files.dump_yaml([dataclasses.replace(WELCOME, model="gpt-x"), PAGE_EDITOR]),
     )
     out = command("sync_assistants", "--dry-run", "--file", path)
     assert '~ assistant welcome: model "" → "gpt-x"' in out.splitlines()

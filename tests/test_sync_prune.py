@@ -10,10 +10,10 @@ from django.core.management.base import CommandError
 
 from assistants_registry.definitions import ConsultDefinition, HandoffDefinition
 from assistants_registry.site_editor.assistants import ASSISTANTS, PAGE_EDITOR, WELCOME
-from chatapp import definitions_io
-from chatapp.discovery import discover
+from chatapp.definitions import yaml_files
+from chatapp.definitions.discovery import discover
+from chatapp.definitions.sync import sync
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Run, Thread
-from chatapp.sync import sync
 from tests.factories import assistant, rule
 from tests.sync_support import command, rows, write
 
@@ -77,7 +77,7 @@ def test_prune_refuses_an_assistant_in_use_and_writes_nothing(use, user, tmp_pat
         )
     # Other changes are planned too: none of them may be written.
     editor = dataclasses.replace(PAGE_EDITOR, model="gpt-x")
-    path = write(tmp_path / "a.yaml", definitions_io.dump_yaml([welcome, editor]))
+    path = write(tmp_path / "a.yaml", yaml_files.dump_yaml([welcome, editor]))
     before = rows()
 
     with pytest.raises(CommandError) as refused:

@@ -14,8 +14,8 @@ from assistants_registry.definitions import (
     ConsultDefinition,
     HandoffDefinition,
 )
-from chatapp import definitions_io
-from chatapp.discovery import discover
+from chatapp.definitions import yaml_files
+from chatapp.definitions.discovery import discover
 from chatapp.models import HandoffRule
 from tests.factories import assistant
 from tests.sync_support import command, rows, write
@@ -118,14 +118,14 @@ def test_a_handoff_may_target_an_assistant_of_another_file_or_the_database(tmp_p
 
 def test_the_yaml_schema_mirrors_the_dataclasses():
     for schema, cls in (
-        (definitions_io.AssistantSchema, AssistantDefinition),
-        (definitions_io.HandoffSchema, HandoffDefinition),
-        (definitions_io.ConsultSchema, ConsultDefinition),
+        (yaml_files.AssistantSchema, AssistantDefinition),
+        (yaml_files.HandoffSchema, HandoffDefinition),
+        (yaml_files.ConsultSchema, ConsultDefinition),
     ):
         fields = {f.name for f in dataclasses.fields(cls)} - {"origin"}
         assert set(schema.model_fields) == fields
-    assert definitions_io.to_data(AssistantDefinition(slug="a", name="A")) == (
-        definitions_io.AssistantSchema(slug="a", name="A").model_dump()
+    assert yaml_files.to_data(AssistantDefinition(slug="a", name="A")) == (
+        yaml_files.AssistantSchema(slug="a", name="A").model_dump()
     )
 
 

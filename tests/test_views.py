@@ -16,8 +16,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from chatapp.access import owned_threads
 from chatapp.models import Message, Run, Thread
+from chatapp.web.access import owned_threads
 from tests.html import inline_code
 
 pytestmark = pytest.mark.django_db
@@ -285,7 +285,7 @@ def test_the_thread_page_shows_the_thread(ada, thread):
 
 @pytest.mark.django_db(transaction=True)  # say() reaches the database from another thread
 def test_a_whole_conversation_renders_without_inline_code(client, site_editor, user):
-    from chatapp.api import say
+    from chatapp.runs.api import say
 
     client.force_login(user)
     thread = Thread.start("welcome", user=user)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.api import say
 from chatapp.models import Assistant, ConsultRule, Message, Run, Thread
+from chatapp.runs.api import say
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 
 from assistants_registry.registry import registry
+from chatapp.admin.diagram import workflow_svg
 from chatapp.admin.preview import build_preview
-from chatapp.diagram import workflow_svg
 from chatapp.models import Assistant, ConsultRule, HandoffRule
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ def get_provider(name: str = "") -> Provider:
 @cache
 def _register_builtin() -> None:
     # Imported on first use: the openai package is only loaded when a provider is needed.
-    from chatapp.providers.offline import OfflineProvider
+    from chatapp.providers.offline.model import OfflineProvider
     from chatapp.providers.openai import OpenAIProvider
 
     registry.register(OfflineProvider())

@@ -8,9 +8,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from chatapp.api import say
 from chatapp.models import Assistant, Thread
 from chatapp.runs import events
+from chatapp.runs.api import say
 from chatapp.runs.handoffs import describe_metadata
 from chatapp.services import MessageRejected, ThreadBusy
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from chatapp.definitions_db import from_database
-from chatapp.definitions_io import dump_yaml
+from chatapp.definitions.export import from_database
+from chatapp.definitions.yaml_files import dump_yaml
 
 
 class Command(BaseCommand):

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from chatapp.providers.offline_http import OfflineModelServer
+from chatapp.providers.offline.server import OfflineModelServer
 
 
 class Command(BaseCommand):

@@ -8,10 +8,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from assistants_registry.definitions import DefinitionError
-from chatapp.definitions_io import load_files
-from chatapp.discovery import discover
-from chatapp.sync import sync
-from chatapp.sync_report import report, summary
+from chatapp.definitions.discovery import discover
+from chatapp.definitions.report import report, summary
+from chatapp.definitions.sync import sync
+from chatapp.definitions.yaml_files import load_files
 
 
 class Command(BaseCommand):

@@ -8,8 +8,8 @@ from django.db import transaction
 from assistants_registry.definitions import DefinitionError
 from assistants_registry.site_editor.assistants import PAGES
 from assistants_registry.site_editor.models import Page
-from chatapp.discovery import discover
-from chatapp.sync import sync_definitions
+from chatapp.definitions.discovery import discover
+from chatapp.definitions.sync import sync_definitions
 
 
 class Command(BaseCommand):

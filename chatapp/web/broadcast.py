@@ -24,10 +24,10 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chatapp import fragments
 from chatapp.models import Thread
 from chatapp.runs import events
 from chatapp.runs.engine import execute
+from chatapp.web import fragments
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from chatapp.diagram.svg import workflow_svg
+from chatapp.admin.diagram.svg import workflow_svg
 
 __all__ = ["workflow_svg"]

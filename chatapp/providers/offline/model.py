@@ -28,7 +28,7 @@ from chatapp.providers.base import (
     ToolCallReady,
     Usage,
 )
-from chatapp.providers.offline_matching import choose_tool
+from chatapp.providers.offline.matching import choose_tool
 
 _SUMMARY_CHARS = 160  # a tool result is summed up in at most this many characters
 

@@ -14,8 +14,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from assistants_registry.definitions import AssistantDefinition, DefinitionError
+from chatapp.definitions.changes import Change, Plan, differences, messages, where
 from chatapp.models import Assistant, ConsultRule, HandoffRule
-from chatapp.sync_changes import Change, Plan, differences, messages, where
 from chatapp.versions import CONSULT_FIELDS, RULE_FIELDS
 
 Rules = dict[str, dict[str, Any]]  # tool name -> the values to write

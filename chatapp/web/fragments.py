@@ -8,7 +8,8 @@ own, inside the consultation's block instead of the conversation.
 from __future__ import annotations
 
 from chatapp.models import Assistant, Message, Run, Thread
-from chatapp.rendering import (
+from chatapp.runs import events
+from chatapp.web.page import (
     Item,
     ToolStep,
     handoff_item,
@@ -17,7 +18,6 @@ from chatapp.rendering import (
     side_panels,
     thread_context,
 )
-from chatapp.runs import events
 
 CONVERSATION = "messages"
 

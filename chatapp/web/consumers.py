@@ -1,7 +1,7 @@
 """ThreadConsumer: one websocket of one thread page.
 
 It shows the thread as it is on (re)connect, forwards the group's frames, and turns the
-client's JSON into service calls. The run itself is a background task (chatapp.live), so a
+client's JSON into service calls. The run itself is a background task (chatapp.web.broadcast), so a
 closed socket never stops it.
 """
 
@@ -15,9 +15,10 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chatapp import fragments, live, services
-from chatapp.access import owned_threads
+from chatapp import services
 from chatapp.models import Message, Run, Thread
+from chatapp.web import broadcast, fragments
+from chatapp.web.access import owned_threads
 
 MAX_FRAME_CHARS = 16_000  # a message of CHATAPP_MAX_MESSAGE_CHARS, JSON-escaped, fits
 FRAMES_PER_WINDOW, WINDOW_SECONDS = 20, 10.0
@@ -37,7 +38,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         self.thread = thread
-        self.group = live.group_name(thread.pk)
+        self.group = broadcast.group_name(thread.pk)
         self.known: dict[int, int] = {}  # streaming message id -> characters shown
         self.recent: deque[float] = deque()
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -95,7 +96,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         send = database_sync_to_async(services.send_message)
         _, run = await send(self.thread, text, client_id=client_id)
         if run.status == Run.Status.QUEUED:
-            live.start(run.pk, self.thread.pk)
+            broadcast.start(run.pk, self.thread.pk)
 
     def cancel(self) -> None:
         run = self.thread.runs.filter(status__in=Run.ACTIVE).first()

@@ -24,12 +24,12 @@ from django.db.models import Count, ProtectedError, RestrictedError
 
 from assistants_registry.definitions import AssistantDefinition, DefinitionError
 from assistants_registry.registry import registry
-from chatapp.definitions_io import check_unique, from_data, to_data
+from chatapp.definitions.changes import Change, FieldChange, Plan, differences, messages, where
+from chatapp.definitions.overrides import apply_overrides
+from chatapp.definitions.report import report
+from chatapp.definitions.rules import KINDS, apply_rules, existing_rules, plan_rules, wanted_rules
+from chatapp.definitions.yaml_files import check_unique, from_data, to_data
 from chatapp.models import Assistant, Run, Thread
-from chatapp.overrides import apply_overrides
-from chatapp.sync_changes import Change, FieldChange, Plan, differences, messages, where
-from chatapp.sync_report import report
-from chatapp.sync_rules import KINDS, apply_rules, existing_rules, plan_rules, wanted_rules
 from chatapp.versions import ASSISTANT_FIELDS
 
 __all__ = [

@@ -16,7 +16,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chatapp.sync_changes import Change, Plan
+    from chatapp.definitions.changes import Change, Plan
 
 SIGNS = {"create": "+", "update": "~", "delete": "-"}
 NOUNS = {"assistant": "assistant", "rule": "rule", "consult": "consult rule"}

@@ -20,8 +20,8 @@ from typing import Any
 from chatapp.providers.base import (
     ProviderRequest,
 )
-from chatapp.providers.offline import OfflineProvider
-from chatapp.providers.offline_wire import HttpProblem, complete, request_from_openai, stream_chunks
+from chatapp.providers.offline.model import OfflineProvider
+from chatapp.providers.offline.wire import HttpProblem, complete, request_from_openai, stream_chunks
 
 logger = logging.getLogger(__name__)
 

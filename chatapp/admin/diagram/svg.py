@@ -15,7 +15,7 @@ from typing import Any
 from django.utils.html import escape
 from django.utils.text import Truncator
 
-from chatapp.diagram.layout import (
+from chatapp.admin.diagram.layout import (
     LINE,
     MARGIN,
     NODE_H,

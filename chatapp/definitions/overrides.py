@@ -16,8 +16,8 @@ from typing import Any
 from django.conf import settings
 
 from assistants_registry.definitions import AssistantDefinition, DefinitionError
-from chatapp.definitions_io import ASSISTANT_KEYS, from_data, to_data
-from chatapp.discovery import discover
+from chatapp.definitions.discovery import discover
+from chatapp.definitions.yaml_files import ASSISTANT_KEYS, from_data, to_data
 from chatapp.models import Assistant
 
 SETTING = "CHATAPP_ASSISTANT_OVERRIDES"

@@ -1,7 +1,7 @@
 """The database's assistants, handoff rules and consult rules as definitions, for export.
 
-The inverse of what `chatapp.sync` writes: syncing these definitions into an empty database
-and reading them back gives equal definitions, so export → sync → export is stable.
+The inverse of what `chatapp.definitions.sync` writes: syncing these definitions into an empty
+database and reading them back gives equal definitions, so export → sync → export is stable.
 """
 
 from __future__ import annotations

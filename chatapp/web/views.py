@@ -17,8 +17,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
 from chatapp import services
-from chatapp.access import owned_threads
 from chatapp.models import Assistant, Thread
+from chatapp.web.access import owned_threads
 
 
 def get_owned_thread(request: HttpRequest, thread_id: UUID) -> Thread:
@@ -75,7 +75,7 @@ def new_thread(request: HttpRequest) -> HttpResponse:
 @require_safe
 def thread_page(request: HttpRequest, thread_id: UUID) -> HttpResponse:
     # Imported here so the other pages keep working while the rendering module is changed.
-    from chatapp.rendering import thread_context
+    from chatapp.web.page import thread_context
 
     thread = get_owned_thread(request, thread_id)
     return render(request, "chat/thread.html", {"thread": thread, **thread_context(thread)})

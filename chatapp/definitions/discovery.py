@@ -14,7 +14,7 @@ from django.apps import apps
 from django.conf import settings
 
 from assistants_registry.definitions import AssistantDefinition, DefinitionError
-from chatapp.definitions_io import check_unique, load_file
+from chatapp.definitions.yaml_files import check_unique, load_file
 
 MODULE = "assistants"
 YAML_FILE = "assistants.yaml"
