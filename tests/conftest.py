@@ -16,7 +16,7 @@ import pytest
 
 # The support modules of the split test files hold fixtures and asserting helpers: rewrite
 # their asserts as pytest does a test module's (and before the test modules import them).
-pytest.register_assert_rewrite("tests.admin_support", "tests.sync_support")
+pytest.register_assert_rewrite("tests.admin.support", "tests.definitions.support")
 
 
 class NetworkBlocked(OSError):

@@ -10,7 +10,7 @@ import pytest
 from chatapp.models import Assistant, ConsultRule, Run, Thread
 from chatapp.providers.scripted import Say
 from chatapp.runs.api import say
-from tests.admin_support import (
+from tests.admin.support import (
     assistant_data,
     consult_fields,
     inline_errors,
@@ -22,7 +22,7 @@ from tests.admin_support import (
 from tests.factories import assistant as make_assistant
 from tests.html import inline_code
 
-pytest_plugins = ["tests.admin_support"]  # the fixtures demo and run
+pytest_plugins = ["tests.admin.support"]  # the fixtures demo and run
 
 # Versions are recorded when a transaction commits, and say() runs the engine in threads.
 pytestmark = pytest.mark.django_db(transaction=True)

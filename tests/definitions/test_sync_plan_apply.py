@@ -12,7 +12,7 @@ from chatapp.definitions import yaml_files
 from chatapp.definitions.report import report
 from chatapp.definitions.sync import plan, sync
 from chatapp.models import Assistant, AssistantVersion, ConsultRule, HandoffRule
-from tests.sync_support import command, rows, write
+from tests.definitions.support import command, rows, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,8 +1,8 @@
-"""Fixtures and helpers shared by the tests/test_admin_*.py files: the demo assistants, a
+"""Fixtures and helpers shared by the tests/admin/test_*.py files: the demo assistants, a
 real run of the demo, admin URLs, the page as text, and change-form data as a browser
 posts it.
 
-The test files load the fixtures with `pytest_plugins = ["tests.admin_support"]`
+The test files load the fixtures with `pytest_plugins = ["tests.admin.support"]`
 and import the helpers."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from assistants_registry.site_editor.assistants import PAGE_EDITOR, WELCOME
 from chatapp.definitions.report import report
 from chatapp.definitions.sync import sync
 from chatapp.models import Assistant
-from tests.sync_support import rows
+from tests.definitions.support import rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

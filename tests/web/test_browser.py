@@ -28,7 +28,7 @@ os.register_at_fork(
 )
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-OUTPUT = Path(__file__).resolve().parent.parent / "test-results" / "browser"
+OUTPUT = Path(__file__).resolve().parents[2] / "test-results" / "browser"
 # Chromium's background services try to reach Google; this machine has no network for them.
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -19,8 +19,8 @@ from chatapp.definitions.discovery import discover
 from chatapp.definitions.report import report
 from chatapp.definitions.sync import plan, sync
 from chatapp.models import Assistant, ConsultRule
+from tests.definitions.support import command, rows, write
 from tests.factories import assistant
-from tests.sync_support import command, rows, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from chatapp.models import Assistant, Thread
-from tests.admin_support import text, url
+from tests.admin.support import text, url
 from tests.factories import assistant as make_assistant
 
-pytest_plugins = ["tests.admin_support"]  # the fixtures demo and run
+pytest_plugins = ["tests.admin.support"]  # the fixtures demo and run
 
 # Versions are recorded when a transaction commits, and say() runs the engine in threads.
 pytestmark = pytest.mark.django_db(transaction=True)

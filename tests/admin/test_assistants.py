@@ -10,11 +10,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chatapp.models import Assistant, HandoffRule
-from tests.admin_support import assistant_data, inline_errors, new_rule, rule_fields, text, url
+from tests.admin.support import assistant_data, inline_errors, new_rule, rule_fields, text, url
 from tests.factories import assistant as make_assistant
 from tests.factories import rule as make_rule
 
-pytest_plugins = ["tests.admin_support"]  # the fixtures demo and run
+pytest_plugins = ["tests.admin.support"]  # the fixtures demo and run
 
 # Versions are recorded when a transaction commits, and say() runs the engine in threads.
 pytestmark = pytest.mark.django_db(transaction=True)

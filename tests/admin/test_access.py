@@ -11,10 +11,10 @@ from django.test import Client
 from django.urls import reverse
 
 from chatapp.models import Assistant, Run
-from tests.admin_support import url
+from tests.admin.support import url
 from tests.html import inline_code
 
-pytest_plugins = ["tests.admin_support"]  # the fixtures demo and run
+pytest_plugins = ["tests.admin.support"]  # the fixtures demo and run
 
 # Versions are recorded when a transaction commits, and say() runs the engine in threads.
 pytestmark = pytest.mark.django_db(transaction=True)

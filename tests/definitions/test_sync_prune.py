@@ -14,8 +14,8 @@ from chatapp.definitions import yaml_files
 from chatapp.definitions.discovery import discover
 from chatapp.definitions.sync import sync
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Run, Thread
+from tests.definitions.support import command, rows, write
 from tests.factories import assistant, rule
-from tests.sync_support import command, rows, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

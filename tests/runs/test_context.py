@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def pair(user, tools):
-    from tests.test_engine import add
+    from tests.runs.test_engine import add
 
     tools(add)
     first = assistant("first", name="First", tools=["add"])

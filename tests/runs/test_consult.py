@@ -116,7 +116,7 @@ def test_depth_limit(writer, script, settings):
 
 
 def test_child_steps_count_against_the_parents_budget(writer, script, tools):
-    from tests.test_engine import add
+    from tests.runs.test_engine import add
 
     tools(add)
     writer_assistant = writer.current_assistant
@@ -159,7 +159,7 @@ async def test_cancelling_the_parent_cancels_the_child(writer, script):
 
 
 async def test_nested_events_reach_the_websocket_in_order(writer, user, script):
-    from tests.test_consumer import connect, frames_until
+    from tests.web.test_consumer import connect, frames_until
 
     script(Say("", calls=[ask("Is it good?")]), Say("The critic approves."))
     script(Say("Yes, it reads well."), name="critic-model")
@@ -186,7 +186,7 @@ async def test_nested_events_reach_the_websocket_in_order(writer, user, script):
 
 
 async def test_child_threads_follow_the_same_access_rules(writer, user, other_user, script, client):
-    from tests.test_consumer import connect
+    from tests.web.test_consumer import connect
 
     script(Say("", calls=[ask("?")]), Say("ok"))
     script(Say("fine"), name="critic-model")

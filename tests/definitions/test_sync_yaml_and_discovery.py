@@ -17,8 +17,8 @@ from assistants_registry.definitions import (
 from chatapp.definitions import yaml_files
 from chatapp.definitions.discovery import discover
 from chatapp.models import HandoffRule
+from tests.definitions.support import command, rows, write
 from tests.factories import assistant
-from tests.sync_support import command, rows, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -403,7 +403,7 @@ def port_open(port: int) -> bool:
 @pytest.fixture
 def command_server() -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
-    manage = Path(__file__).resolve().parent.parent / "manage.py"
+    manage = Path(__file__).resolve().parents[2] / "manage.py"
     process = subprocess.Popen(
         [sys.executable, str(manage), "serve_offline_model", "--port", str(port), "--delay", "0"],
         stdout=subprocess.PIPE,

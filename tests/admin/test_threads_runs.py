@@ -8,9 +8,9 @@ import pytest
 
 from chatapp.models import Message, Run, Thread
 from chatapp.runs.api import say
-from tests.admin_support import text, url
+from tests.admin.support import text, url
 
-pytest_plugins = ["tests.admin_support"]  # the fixtures demo and run
+pytest_plugins = ["tests.admin.support"]  # the fixtures demo and run
 
 # Versions are recorded when a transaction commits, and say() runs the engine in threads.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import pytest
 
 from chatapp.admin.diagram import workflow_svg
-from tests.admin_support import svg_of, url
+from tests.admin.support import svg_of, url
 from tests.factories import assistant as make_assistant
 from tests.factories import rule as make_rule
 
-pytest_plugins = ["tests.admin_support"]  # the fixtures demo and run
+pytest_plugins = ["tests.admin.support"]  # the fixtures demo and run
 
 # Versions are recorded when a transaction commits, and say() runs the engine in threads.
 pytestmark = pytest.mark.django_db(transaction=True)

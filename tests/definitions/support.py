@@ -1,4 +1,4 @@
-"""Helpers shared by the tests/test_sync_*.py files: run a management command, read every
+"""Helpers shared by the tests/definitions/test_*.py files: run a management command, read every
 row sync may write, write a definitions file."""
 
 from __future__ import annotations

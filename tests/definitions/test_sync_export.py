@@ -7,7 +7,7 @@ import pytest
 from chatapp.definitions.discovery import discover
 from chatapp.definitions.sync import sync
 from chatapp.models import Assistant, ConsultRule, HandoffRule
-from tests.sync_support import command, write
+from tests.definitions.support import command, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.management.base import CommandError
 
 from chatapp.models import Assistant
-from tests.sync_support import command, rows, write
+from tests.definitions.support import command, rows, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
