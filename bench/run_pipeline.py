@@ -95,7 +95,7 @@ def setup(runs: int) -> list[Thread]:
             "instructions": "You are a bench.",
         },
     )
-    return [Thread.start(bot, user=user) for _ in range(runs)]
+    return [services.start_thread(bot, user=user) for _ in range(runs)]
 
 
 async def through_chatapp(threads: list[Thread], delay: float) -> None:

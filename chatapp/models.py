@@ -16,6 +16,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from assistants_registry.parameters import parameters_model
+
 SLUG_TO_IDENTIFIER = re.compile(r"[^a-z0-9_]+")
 
 
@@ -107,8 +109,6 @@ class HandoffRule(models.Model):
         return "transfer_to_" + SLUG_TO_IDENTIFIER.sub("_", self.target.slug.lower()).strip("_")
 
     def clean(self) -> None:
-        from chatapp.runs.handoffs import parameters_model
-
         if self.trigger == self.Trigger.AFTER_TOOL and not self.after_tool:
             raise ValidationError({"after_tool": "Name the tool after which the thread moves on."})
         try:
@@ -216,13 +216,6 @@ class Thread(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"Thread {self.pk}"
-
-    @classmethod
-    def start(cls, assistant: Assistant | str, *, user: Any, title: str = "") -> Thread:
-        """A new thread with `assistant` (an Assistant or its slug) as its first speaker."""
-        if isinstance(assistant, str):
-            assistant = Assistant.objects.get(slug=assistant)
-        return cls.objects.create(owner=user, current_assistant=assistant, title=title)
 
 
 class Message(models.Model):

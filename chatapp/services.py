@@ -1,10 +1,14 @@
-"""The only writers of threads and runs outside the engine: posting a message (which starts a
-run), cancelling a run, expiring dead ones. Views, consumers, the API and commands call these.
+"""The writers of threads, messages and runs for what people do — start a thread, post a
+message (which queues a run), stop a run, rename or delete a thread — and the expiry of dead
+runs. The engine's own writes are in runs/store.py; nothing else writes these rows.
+
+Services know nothing of the engine: `chatapp.runs` runs what they queue.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -12,8 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatapp import versions
-from chatapp.models import Message, Run, Thread
-from chatapp.runs import cancellation
+from chatapp.models import Assistant, Message, Run, Thread
 
 
 class ThreadBusy(Exception):
@@ -34,6 +37,13 @@ def clean_text(text: Any) -> str:
             f"That message is too long ({len(text)} characters; the limit is {limit})."
         )
     return text
+
+
+def start_thread(assistant: Assistant | str, *, user: Any, title: str = "") -> Thread:
+    """A new thread with `assistant` (an Assistant or its slug) as its first speaker."""
+    if isinstance(assistant, str):
+        assistant = Assistant.objects.get(slug=assistant)
+    return Thread.objects.create(owner=user, current_assistant=assistant, title=title)
 
 
 def send_message(thread: Thread, text: Any, *, client_id: str | None = None) -> tuple[Message, Run]:
@@ -77,10 +87,16 @@ def title_from(text: str, limit: int = 60) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
-def cancel_run(run: Run) -> bool:
-    """Ask an active run to stop; False when it had already finished.
+class Cancel(StrEnum):
+    CANCELLED = "cancelled"  # it had not started: cancelled at once
+    ASKED = "asked"  # it is running: it stops at its next flush (chatapp.runs.cancel: at once)
+    NOTHING_RUNNING = "nothing running"
 
-    The run keeps its partial text. A queued run that never started is cancelled at once.
+
+def cancel_run(run: Run) -> Cancel:
+    """Ask an active run to stop. The run keeps its partial text.
+
+    Faces call `chatapp.runs.cancel`, which also stops a run of this process at once.
     """
     expire_stale_runs(run.thread)  # a run whose process died cannot hear the request
     now = timezone.now()
@@ -88,13 +104,11 @@ def cancel_run(run: Run) -> bool:
         status=Run.Status.CANCELLED, cancel_requested=True, finished_at=now, error="Stopped."
     )
     if never_started:
-        return True
+        return Cancel.CANCELLED
     asked = Run.objects.filter(pk=run.pk, status=Run.Status.IN_PROGRESS).update(
         cancel_requested=True
     )
-    if asked:
-        cancellation.request(run.pk)
-    return bool(asked)
+    return Cancel.ASKED if asked else Cancel.NOTHING_RUNNING
 
 
 def expire_stale_runs(thread: Thread | None = None) -> int:

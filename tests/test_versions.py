@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp import versions
-from chatapp.models import AssistantVersion, HandoffRule, Thread
+from chatapp import services, versions
+from chatapp.models import AssistantVersion, HandoffRule
 from chatapp.providers.scripted import Say
-from chatapp.runs.api import say
+from chatapp.runs import say
 from tests.factories import assistant, rule
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,7 +78,7 @@ def test_a_run_records_the_version_it_used(user, script):
     bot.instructions = "Version two."
     bot.save()
     script(Say("ok"))
-    run = say(Thread.start(bot, user=user), "hi")
+    run = say(services.start_thread(bot, user=user), "hi")
     assert run.assistant_version.number == 2
     assert run.steps.get(kind="message").data["version"] == 2
 

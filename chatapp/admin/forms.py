@@ -14,9 +14,9 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.text import Truncator
 
 from assistants_registry.registry import Registry, registry
-from chatapp.admin.preview import rule_metadata_keys, sample_context, sample_metadata
-from chatapp.admin.preview import template_error as render_error
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Thread
+from chatapp.runs import rule_metadata_keys, sample_context, sample_metadata
+from chatapp.runs import template_error as render_error
 from chatapp.versions import RULE_FIELDS
 
 NOT_INSTALLED = "(not installed)"

@@ -14,8 +14,8 @@ from django.utils.safestring import mark_safe
 
 from assistants_registry.registry import registry
 from chatapp.admin.diagram import workflow_svg
-from chatapp.admin.preview import build_preview
 from chatapp.models import Assistant, ConsultRule, HandoffRule
+from chatapp.runs import build_preview
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin

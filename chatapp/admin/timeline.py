@@ -16,6 +16,7 @@ from typing import Any
 from django.urls import reverse
 
 from chatapp.models import Assistant, Message, Run, RunStep
+from chatapp.runs import HandoffRecord, MessageStepRecord, ToolStepRecord
 
 
 @dataclass
@@ -68,15 +69,24 @@ def seconds(delta: timedelta) -> str:
 
 def timeline(run: Run) -> list[Entry]:
     steps = list(run.steps.select_related("assistant").order_by("index"))
-    message_ids = [s.data.get("message_id") for s in steps if s.kind == RunStep.Kind.MESSAGE]
+    message_ids = [
+        MessageStepRecord.from_data(s.data).message_id
+        for s in steps
+        if s.kind == RunStep.Kind.MESSAGE
+    ]
     messages = Message.objects.in_bulk([pk for pk in message_ids if pk])
-    slugs = {s.data.get(key) for s in steps for key in ("from", "to", "specialist")}
+    slugs = set()
+    for step in steps:
+        if step.kind == RunStep.Kind.HANDOFF:
+            handoff = HandoffRecord.from_data(step.data)
+            slugs |= {handoff.source, handoff.target}
+        elif step.kind == RunStep.Kind.CONSULT:
+            slugs.add(ToolStepRecord.from_data(step.data).specialist)
     names = dict(Assistant.objects.filter(slug__in=slugs).values_list("slug", "name"))
     return [entry(step, messages, names) for step in steps]
 
 
 def entry(step: RunStep, messages: dict[int, Message], names: dict[str, str]) -> Entry:
-    data = step.data or {}
     speaker = step.assistant.name if step.assistant else "a deleted assistant"
     item = Entry(
         step,
@@ -86,50 +96,51 @@ def entry(step: RunStep, messages: dict[int, Message], names: dict[str, str]) ->
         duration=duration(step.started_at, step.finished_at),
     )
     if step.kind == RunStep.Kind.MESSAGE:
-        message = messages.get(data.get("message_id"))
+        spoke = MessageStepRecord.from_data(step.data)
+        message = messages.get(spoke.message_id) if spoke.message_id else None
         item.title = f"{speaker} spoke"
         if message is not None:
             # The step is written when the answer is complete; the message when it began.
             item.duration = duration(message.created_at, step.finished_at)
         item.text = message.content if message else "(the message was deleted)"
-        usage = data.get("usage") or {}
-        if usage:
+        if spoke.usage:
             item.details.append(
-                f"tokens: {usage.get('prompt_tokens', 0)} in, "
-                f"{usage.get('completion_tokens', 0)} out"
+                f"tokens: {spoke.usage.get('prompt_tokens', 0)} in, "
+                f"{spoke.usage.get('completion_tokens', 0)} out"
             )
-        if data.get("tool_calls"):
-            item.details.append(f"tool calls: {data['tool_calls']}")
-        if data.get("version"):
-            item.details.append(f"assistant version: v{data['version']}")
+        if spoke.tool_calls:
+            item.details.append(f"tool calls: {spoke.tool_calls}")
+        if spoke.version:
+            item.details.append(f"assistant version: v{spoke.version}")
         if message is not None and message.status == Message.Status.INCOMPLETE:
             item.details.append("interrupted")
     elif step.kind == RunStep.Kind.TOOL_CALL:
-        item.title = f"{speaker} called {data.get('name', '?')}"
-        item.arguments = pretty_json(data.get("arguments", ""))
-        item.result = pretty_json(data["output"]) if "output" in data else "(no result)"
-        item.is_error = bool(data.get("is_error"))
-        item.metadata = key_values(data.get("metadata"))
+        called = ToolStepRecord.from_data(step.data)
+        item.title = f"{speaker} called {called.name or '?'}"
+        item.arguments = pretty_json(called.arguments)
+        item.result = pretty_json(called.output) if called.output is not None else "(no result)"
+        item.is_error = called.is_error
+        item.metadata = key_values(called.metadata)
     elif step.kind == RunStep.Kind.HANDOFF:
-        source, target = data.get("from", "?"), data.get("to", "?")
+        handoff = HandoffRecord.from_data(step.data)
+        source, target = handoff.source or "?", handoff.target or "?"
         item.title = f"{names.get(source, source)} → {names.get(target, target)}"
         item.duration = ""  # one transaction: a duration would only be noise
-        trigger = "after a tool" if data.get("trigger") == "after_tool" else "handoff tool"
-        item.details.append(f"rule: {data.get('tool', '?')} ({trigger})")
-        item.metadata = key_values(data.get("metadata"))
+        trigger = "after a tool" if handoff.trigger == "after_tool" else "handoff tool"
+        item.details.append(f"rule: {handoff.tool or '?'} ({trigger})")
+        item.metadata = key_values(handoff.metadata)
     elif step.kind == RunStep.Kind.CONSULT:
-        specialist = data.get("specialist", "?")
-        item.title = (
-            f"{speaker} asked {names.get(specialist, specialist)} ({data.get('name', '?')})"
-        )
-        item.arguments = pretty_json(data.get("arguments", ""))
-        item.result = data.get("output", "(no answer)")
-        item.is_error = bool(data.get("is_error"))
-        if data.get("child_run"):
-            item.link = reverse("admin:chatapp_run_change", args=[data["child_run"]])
-        if data.get("resumed"):
+        called = ToolStepRecord.from_data(step.data)
+        specialist = called.specialist or "?"
+        item.title = f"{speaker} asked {names.get(specialist, specialist)} ({called.name or '?'})"
+        item.arguments = pretty_json(called.arguments)
+        item.result = called.output if called.output is not None else "(no answer)"
+        item.is_error = called.is_error
+        if called.child_run:
+            item.link = reverse("admin:chatapp_run_change", args=[called.child_run])
+        if called.resumed:
             item.details.append("resumed the previous consultation")
     else:  # a kind added later: show what was recorded
         item.title = f"{speaker}: {step.get_kind_display()}"
-        item.arguments = pretty_json(data)
+        item.arguments = pretty_json(step.data)
     return item

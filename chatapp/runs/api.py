@@ -1,6 +1,6 @@
 """The Python API, in the spirit of Marvin's `say`:
 
-thread = Thread.start("welcome", user=user)
+thread = services.start_thread("welcome", user=user)
 run = say(thread, "I want to edit the about page")
 run.status, list(run.messages.all()), list(run.steps.all())
 """
@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 
 from chatapp import services
 from chatapp.models import Run, Thread
+from chatapp.runs import cancellation
 from chatapp.runs.engine import execute
 from chatapp.runs.events import RunEvent
 
@@ -37,3 +38,15 @@ def say(
     thread: Thread, text: str, *, client_id: str | None = None, on_event: EventHandler | None = None
 ) -> Run:
     return async_to_sync(asay)(thread, text, client_id=client_id, on_event=on_event)
+
+
+def cancel(run: Run) -> bool:
+    """Stop an active run, wherever it runs; False when it had already finished.
+
+    The database flag reaches a run in any process at its next flush; a run in this process
+    also stops at once, even while its model is silent.
+    """
+    outcome = services.cancel_run(run)
+    if outcome == services.Cancel.ASKED:
+        cancellation.request(run.pk)
+    return outcome != services.Cancel.NOTHING_RUNNING

@@ -21,6 +21,7 @@ from chatapp.models import Assistant, ConsultRule, HandoffRule, Message, Thread
 from chatapp.providers.base import ChatMessage, ProviderRequest, ToolCall, ToolDefinition
 from chatapp.runs.consult import ConsultTool, consult_tool
 from chatapp.runs.handoffs import HandoffTool, handoff_tool
+from chatapp.runs.records import HandoffRecord, ToolResultRecord
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +117,8 @@ def build_request(
         assistant.instructions, context, f"instructions of {assistant.name}"
     )
     arrival = last_arrival(history, assistant)
-    if arrival is not None and arrival.data.get("extra_instructions"):
-        instructions += "\n\n" + arrival.data["extra_instructions"]
+    if arrival is not None and arrival.extra_instructions:
+        instructions += "\n\n" + arrival.extra_instructions
     return ProviderRequest(
         model=model,
         instructions=instructions,
@@ -128,29 +129,40 @@ def build_request(
     )
 
 
-def last_arrival(history: list[Message], assistant: Assistant) -> Message | None:
-    """The handoff event that made `assistant` the current one, if any."""
-    for message in reversed(history):
-        if message.role == Message.Role.EVENT and message.data.get("kind") == "handoff":
-            return message if message.data.get("target") == assistant.slug else None
+def last_arrival(history: list[Message], assistant: Assistant) -> Arrival | None:
+    """The handoff that made `assistant` the current one, if any."""
+    for position in range(len(history) - 1, -1, -1):
+        message = history[position]
+        if message.role == Message.Role.EVENT and HandoffRecord.is_one(message.data):
+            record = HandoffRecord.from_data(message.data)
+            return Arrival(position, record) if record.target == assistant.slug else None
     return None
 
 
-def apply_history_policy(history: list[Message], arrival: Message | None) -> list[Message]:
+@dataclass(frozen=True)
+class Arrival:
+    """Where in the history an assistant was handed the thread, and how."""
+
+    position: int
+    handoff: HandoffRecord
+
+    @property
+    def extra_instructions(self) -> str:
+        return self.handoff.extra_instructions
+
+
+def apply_history_policy(history: list[Message], arrival: Arrival | None) -> list[Message]:
     if arrival is None:
         return history
-    cut = history.index(arrival)
-    before, after = history[:cut], history[cut:]
-    policy = arrival.data.get("history", HandoffRule.History.FULL)
+    before, after = history[: arrival.position], history[arrival.position :]
+    policy = arrival.handoff.history
     if policy == HandoffRule.History.NONE:
         return after
     if policy == HandoffRule.History.LAST_N:
         spoken = [
             m for m in before if m.role in (Message.Role.USER, Message.Role.ASSISTANT) and m.content
         ]
-        kept = (
-            spoken[-int(arrival.data.get("last_n", 6)) :] if arrival.data.get("last_n", 6) else []
-        )
+        kept = spoken[-arrival.handoff.last_n :] if arrival.handoff.last_n else []
         # Their tool steps are cut away, so their tool calls must not reach the model either.
         return [_without_tool_calls(m) for m in kept] + after
     return history
@@ -195,6 +207,6 @@ def history_for(assistant: Assistant, history: list[Message]) -> tuple[ChatMessa
         elif own:
             result.append(ChatMessage("tool", message.content, tool_call_id=message.tool_call_id))
         else:
-            name = message.data.get("name", "a tool")
+            name = ToolResultRecord.from_data(message.data).name or "a tool"
             result.append(ChatMessage("system", f"{speaker}'s {name} returned: {message.content}"))
     return tuple(result)

@@ -9,19 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
 from channels.db import database_sync_to_async as db
-from django.conf import settings
 
 from assistants_registry.registry import Registry
 from assistants_registry.registry import registry as default_registry
-from chatapp.models import Assistant, HandoffRule, Run
+from chatapp.models import Assistant, Message, Run
 from chatapp.providers import get_provider
 from chatapp.providers.base import ProviderError, TextChunk, ToolCall, ToolCallReady, Usage
-from chatapp.runs import cancellation, consult, context, store
+from chatapp.runs import cancellation, context, store, turns
 from chatapp.runs.events import (
     Handoff,
     MessageCompleted,
@@ -31,7 +29,8 @@ from chatapp.runs.events import (
     RunStarted,
     TextDelta,
 )
-from chatapp.runs.tool_calls import Stop, ToolCalls
+from chatapp.runs.limits import Budget, Limits, StepCounter, Stop
+from chatapp.runs.tool_steps import ToolSteps
 
 logger = logging.getLogger(__name__)
 
@@ -40,27 +39,30 @@ async def execute(
     run_id: Any,
     *,
     registry: Registry = default_registry,
+    limits: Limits | None = None,
     depth: int = 0,
-    budget: consult.Budget | None = None,
+    budget: Budget | None = None,
     watch: tuple[str, ...] = (),
 ) -> AsyncIterator[RunEvent]:
     """Run a queued run to its end, yielding what happens. Nothing is written per token.
 
-    A consultation runs its child with `depth` + 1, the parent's step `budget`, and the
-    ancestors' run ids to `watch` for a stop request.
+    `limits` defaults to the settings' (read once, here). A consultation runs its child with
+    `depth` + 1, the parent's step `budget`, and the ancestors' run ids to `watch` for a stop
+    request.
     """
     try:
         run = await db(store.begin)(str(run_id))
     except store.RunNotStartable:
         logger.info("Run %s is not queued; not starting it", run_id)
         return
-    loop = RunLoop(run, registry, depth=depth, budget=budget, watch=watch)
-    question_id, question = await db(store.question_of)(str(run.pk))
+    limits = limits or Limits.from_settings()
+    loop = RunLoop(run, registry, limits, depth=depth, budget=budget, watch=watch)
+    question_id, question = await db(turns.question_of)(str(run.pk))
     yield RunStarted(str(run.pk), str(run.thread_id), run.assistant.slug, question_id, question)
     status, error = Run.Status.COMPLETED, ""
     # The heartbeat says "alive" even while a model thinks for a long time before its first
     # token, so a slow run is never mistaken for a dead one and expired.
-    heart = asyncio.create_task(beat(run.pk))
+    heart = asyncio.create_task(beat(run.pk, limits.heartbeat_interval))
     try:
         async for event in loop.steps():
             yield event
@@ -89,50 +91,49 @@ async def execute(
     yield RunFinished(str(run.pk), status, error)
 
 
-async def beat(run_id: Any) -> None:
+async def beat(run_id: Any, interval: float) -> None:
     while True:
-        await asyncio.sleep(settings.CHATAPP_RUN_EXPIRY / 4)
+        await asyncio.sleep(interval)
         await db(store.beat)(run_id)
 
 
-class RunLoop(ToolCalls):
+class RunLoop:
     """One run: model turns until an answer, tool steps and handoffs in between."""
 
     def __init__(
         self,
         run: Run,
         registry: Registry,
+        limits: Limits,
         *,
         depth: int = 0,
-        budget: consult.Budget | None = None,
+        budget: Budget | None = None,
         watch: tuple[str, ...] = (),
     ) -> None:
-        self.run, self.run_id, self.registry = run, str(run.pk), registry
-        self.depth, self.budget, self.watch = depth, budget, (str(run.pk), *watch)
+        self.run, self.run_id, self.registry, self.limits = run, str(run.pk), registry, limits
+        self.depth, self.watch = depth, (str(run.pk), *watch)
         self.usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0}
-        self.steps_by_assistant: Counter[int] = Counter()
+        self.counter = StepCounter(shared=budget)
         self.step_index = 0
-        self.handoffs = 0
-        self.message: Any = None  # the assistant message being streamed
-        self.last_rule: HandoffRule | None = None
+        self.message: Message | None = None  # the assistant message being streamed
         self.text = ""
+        self.tools = ToolSteps(
+            run,
+            limits,
+            self.counter,
+            watch=self.watch,
+            next_index=self.next_index,
+            run_child=self.child_events,
+        )
 
     async def steps(self) -> AsyncIterator[RunEvent]:
         while True:
-            turn = await db(store.load_turn)(self.run_id, self.watch[1:])
+            turn = await db(turns.load_turn)(self.run_id, self.watch[1:])
             if turn.stop_requested or cancellation.requested(self.run_id):
                 raise Stop(Run.Status.CANCELLED, "Stopped.")
             assistant = turn.assistant
-            if self.steps_by_assistant[assistant.pk] >= assistant.max_steps:
-                raise Stop(
-                    Run.Status.FAILED,
-                    f"{assistant.name} reached its limit of "
-                    f"{assistant.max_steps} steps in one run.",
-                )
-            if self.budget is not None and not self.budget.spend():
-                raise Stop(Run.Status.FAILED, "The step budget of the consulting run is used up.")
-            self.steps_by_assistant[assistant.pk] += 1
-            may_consult = self.depth < settings.CHATAPP_MAX_CONSULT_DEPTH
+            self.counter.spend(assistant)
+            may_consult = self.depth < self.limits.max_consult_depth
             tools = context.assistant_tools(
                 assistant, turn.rules, self.registry, turn.consults if may_consult else []
             )
@@ -150,10 +151,11 @@ class RunLoop(ToolCalls):
             if not calls:
                 return
             moved = False
-            async for event in self.run_tools(turn, tools, calls):
+            async for event in self.tools.run_tools(turn, tools, calls):
                 moved = moved or isinstance(event, Handoff)
                 yield event
-            if moved and self.last_rule and not self.last_rule.respond_immediately:
+            rule = self.tools.last_rule
+            if moved and rule is not None and not rule.respond_immediately:
                 return
 
     async def stream_message(
@@ -172,13 +174,15 @@ class RunLoop(ToolCalls):
             elif isinstance(chunk, Usage):
                 self.usage["prompt_tokens"] += chunk.prompt_tokens
                 self.usage["completion_tokens"] += chunk.completion_tokens
-            if time.monotonic() - flushed_at >= settings.CHATAPP_FLUSH_INTERVAL:
+            if time.monotonic() - flushed_at >= self.limits.flush_interval:
                 flushed_at = time.monotonic()
                 if await db(store.flush)(self.watch, self.message.pk, self.text):
                     raise Stop(Run.Status.CANCELLED, "Stopped.")
         yield await self.close_message(complete=True, calls=calls)
 
-    async def close_message(self, *, complete: bool, calls: list[ToolCall] = ()) -> Any:  # type: ignore[assignment]
+    async def close_message(
+        self, *, complete: bool, calls: list[ToolCall] | None = None
+    ) -> MessageCompleted | None:
         """Persist the streamed message (partial, when the run stops early) exactly once."""
         message, self.message = self.message, None
         if message is None:
@@ -187,7 +191,7 @@ class RunLoop(ToolCalls):
             self.run,
             message,
             self.text,
-            list(calls),
+            list(calls or ()),
             complete=complete,
             step_index=self.next_index(),
             usage=dict(self.usage),
@@ -196,9 +200,14 @@ class RunLoop(ToolCalls):
         name = message.assistant.name if message.assistant else ""
         return MessageCompleted(self.run_id, message.pk, self.text, status, name)
 
-    def child_events(self, run_id: Any, budget: consult.Budget) -> AsyncIterator[RunEvent]:
+    def child_events(self, run_id: Any, budget: Budget) -> AsyncIterator[RunEvent]:
         return execute(
-            run_id, registry=self.registry, depth=self.depth + 1, budget=budget, watch=self.watch
+            run_id,
+            registry=self.registry,
+            limits=self.limits,
+            depth=self.depth + 1,
+            budget=budget,
+            watch=self.watch,
         )
 
     def next_index(self) -> int:

@@ -1,55 +1,33 @@
 """The engine's persistence step: every write a run makes, as small synchronous functions
 that the engine calls through `database_sync_to_async`. Nothing here is called per token.
+
+Besides `chatapp.services`, the only writer of threads, messages, runs and steps; what it
+writes into `Message.data` and `RunStep.data` are the records of records.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from assistants_registry.tools import ToolOutcome
-from chatapp.models import (
-    Assistant,
-    AssistantVersion,
-    ConsultRule,
-    HandoffRule,
-    Message,
-    Run,
-    RunStep,
-    Thread,
-)
+from chatapp import versions
+from chatapp.models import Assistant, ConsultRule, HandoffRule, Message, Run, RunStep, Thread
 from chatapp.providers.base import ToolCall
-from chatapp.runs.handoffs import describe_metadata
+from chatapp.runs.records import (
+    HandoffRecord,
+    MessageStepRecord,
+    ToolResultRecord,
+    ToolStepRecord,
+)
+from chatapp.runs.turns import stop_requested
 
 
 class RunNotStartable(Exception):
     """The run is not queued (already started, finished, or cancelled before it began)."""
-
-
-@dataclass
-class Turn:
-    """Everything one model call needs, loaded in a fixed number of queries."""
-
-    run: Run
-    thread: Thread
-    assistant: Assistant
-    rules: list[HandoffRule]
-    consults: list[ConsultRule]
-    history: list[Message]
-    stop_requested: bool
-
-
-def question_of(run_id: str) -> tuple[int, str]:
-    """The user's message a run answers (id, text), or (0, "")."""
-    found = (
-        Message.objects.filter(run_id=run_id, role=Message.Role.USER)
-        .values_list("pk", "content")
-        .first()
-    )
-    return found or (0, "")
 
 
 def begin(run_id: str) -> Run:
@@ -60,32 +38,6 @@ def begin(run_id: str) -> Run:
     if not started:
         raise RunNotStartable(run_id)
     return Run.objects.select_related("assistant").get(pk=run_id)
-
-
-def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
-    """`watch`: the consulting runs above this one, whose Stop stops this one too."""
-    run = Run.objects.select_related("thread__owner", "thread__current_assistant").get(pk=run_id)
-    thread = run.thread
-    assistant = thread.current_assistant
-    rules, consults = rules_of(assistant)
-    history = list(thread.messages.select_related("assistant").order_by("id"))
-    stop = run.cancel_requested or bool(watch and stop_requested(watch))
-    return Turn(run, thread, assistant, rules, consults, history, stop)
-
-
-def rules_of(assistant: Assistant) -> tuple[list[HandoffRule], list[ConsultRule]]:
-    """The assistant's enabled handoff and consult rules, in order: what it may do."""
-    rules = list(
-        assistant.handoff_rules.filter(enabled=True)
-        .select_related("source", "target")
-        .order_by("order", "id")
-    )
-    consults = list(
-        assistant.consult_rules.filter(enabled=True)
-        .select_related("source", "specialist")
-        .order_by("order", "id")
-    )
-    return rules, consults
 
 
 def start_message(run: Run, assistant: Assistant) -> Message:
@@ -110,10 +62,6 @@ def beat(run_id: Any) -> None:
     Run.objects.filter(pk=run_id, status=Run.Status.IN_PROGRESS).update(heartbeat_at=timezone.now())
 
 
-def stop_requested(watch: tuple[str, ...]) -> bool:
-    return Run.objects.filter(pk__in=watch, cancel_requested=True).exists()
-
-
 def finish_message(
     run: Run,
     message: Message,
@@ -129,21 +77,21 @@ def finish_message(
         message.tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
         message.status = Message.Status.COMPLETE if complete else Message.Status.INCOMPLETE
         message.save(update_fields=["content", "tool_calls", "status"])
+        # which version of the assistant spoke: a run may pass through several
+        version = versions.latest(message.assistant_id)
+        record = MessageStepRecord(
+            message_id=message.pk,
+            tool_calls=len(calls),
+            usage=usage,
+            version=version.number if version else None,
+        )
         RunStep.objects.create(
             run=run,
             index=step_index,
             kind=RunStep.Kind.MESSAGE,
             started_at=message.created_at,
             assistant_id=message.assistant_id,
-            data={
-                "message_id": message.pk,
-                "tool_calls": len(calls),
-                "usage": usage,
-                # which version of the assistant spoke: a run may pass through several
-                "version": AssistantVersion.objects.filter(assistant_id=message.assistant_id)
-                .values_list("number", flat=True)
-                .first(),
-            },
+            data=record.to_data(),
             finished_at=timezone.now(),
         )
 
@@ -151,12 +99,13 @@ def finish_message(
 def start_tool_step(
     run: Run, assistant: Assistant, call: ToolCall, index: int, kind: str = "tool"
 ) -> RunStep:
+    record = ToolStepRecord(call_id=call.id, name=call.name, arguments=call.arguments)
     return RunStep.objects.create(
         run=run,
         index=index,
         kind=RunStep.Kind.CONSULT if kind == "consult" else RunStep.Kind.TOOL_CALL,
         assistant=assistant,
-        data={"call_id": call.id, "name": call.name, "arguments": call.arguments},
+        data=record.to_data(),
     )
 
 
@@ -165,6 +114,13 @@ def record_tool_result(
 ) -> None:
     """The tool's message and trace, and on success the metadata it wrote: one transaction."""
     content = f"Error: {outcome.output}" if outcome.is_error else outcome.output
+    called = ToolStepRecord.from_data(step.data)
+    result = ToolResultRecord(
+        name=call.name,
+        is_error=outcome.is_error,
+        consult=step.kind == RunStep.Kind.CONSULT,
+        specialist=called.specialist_name,
+    )
     with transaction.atomic():
         run = step.run
         Message.objects.create(
@@ -174,20 +130,17 @@ def record_tool_result(
             assistant_id=step.assistant_id,
             content=content,
             tool_call_id=call.id,
-            data={
-                "name": call.name,
-                "is_error": outcome.is_error,
-                "consult": step.kind == RunStep.Kind.CONSULT,
-                "specialist": step.data.get("specialist_name", ""),
-            },
+            data=result.to_data(),
         )
         if metadata_updates and not outcome.is_error:
             merge_metadata(run.thread_id, metadata_updates)
-        step.data.update(
-            output=outcome.output, is_error=outcome.is_error, metadata=metadata_updates
-        )
-        step.finished_at = timezone.now()
-        step.save(update_fields=["data", "finished_at"])
+        finish_step(step, called.answered(outcome.output, outcome.is_error, metadata_updates))
+
+
+def finish_step(step: RunStep, record: ToolStepRecord) -> None:
+    step.data = record.to_data()
+    step.finished_at = timezone.now()
+    step.save(update_fields=["data", "finished_at"])
 
 
 def merge_metadata(thread_id: Any, updates: dict[str, Any]) -> dict[str, Any]:
@@ -207,64 +160,98 @@ def apply_handoff(
 ) -> RunStep:
     """Switch the thread's assistant, merge the metadata and record it, all or nothing."""
     source, target = rule.source, rule.target
+    record = HandoffRecord(
+        source=source.slug,
+        source_name=source.name,
+        target=target.slug,
+        target_name=target.name,
+        metadata=updates,
+        tool=rule.tool_name,
+        trigger=rule.trigger,
+        rule_id=rule.pk,
+        history=rule.history,
+        last_n=rule.history_last_n,
+        extra_instructions=extra_instructions,
+    )
     with transaction.atomic():
         thread = Thread.objects.select_for_update().get(pk=run.thread_id)
         thread.current_assistant = target
         thread.metadata = {**thread.metadata, **updates}
         thread.save(update_fields=["current_assistant", "metadata", "updated_at"])
         if tool_step is not None:  # a tool-triggered handoff answers its own tool call
+            called = ToolStepRecord.from_data(tool_step.data)
             Message.objects.create(
                 thread=thread,
                 run=run,
                 role=Message.Role.TOOL,
                 assistant=source,
                 content=transferred(target),
-                tool_call_id=tool_step.data["call_id"],
-                data={"name": rule.tool_name, "is_error": False},
+                tool_call_id=called.call_id,
+                data=ToolResultRecord(name=rule.tool_name).to_data(),
             )
-            tool_step.data.update(output=transferred(target), is_error=False, metadata=updates)
-            tool_step.finished_at = timezone.now()
-            tool_step.save(update_fields=["data", "finished_at"])
-        note = f"Handed from {source.name} to {target.name}"
-        if updates:
-            note += f"; {describe_metadata(updates)}"
+            finish_step(tool_step, called.answered(transferred(target), False, updates))
         Message.objects.create(
             thread=thread,
             run=run,
             role=Message.Role.EVENT,
             assistant=target,
-            content=note,
-            data={
-                "kind": "handoff",
-                "source": source.slug,
-                "source_name": source.name,
-                "target": target.slug,
-                "target_name": target.name,
-                "metadata": updates,
-                "history": rule.history,
-                "last_n": rule.history_last_n,
-                "extra_instructions": extra_instructions,
-            },
+            content=record.note,
+            data=record.to_data(),
         )
         return RunStep.objects.create(
             run=run,
             index=index,
             kind=RunStep.Kind.HANDOFF,
             assistant=source,
-            data={
-                "rule_id": rule.pk,
-                "tool": rule.tool_name,
-                "trigger": rule.trigger,
-                "from": source.slug,
-                "to": target.slug,
-                "metadata": updates,
-            },
+            data=record.to_data(),
             finished_at=timezone.now(),
         )
 
 
 def transferred(target: Assistant) -> str:
     return f"Transferred to {target.name}."
+
+
+def open_consultation(
+    parent_run: Run, rule: ConsultRule, step: RunStep, *, question: str, resume: bool
+) -> Run:
+    """The child thread (new, or the previous one when resuming) and its queued run."""
+    with transaction.atomic():
+        parent = Thread.objects.get(pk=parent_run.thread_id)
+        called = ToolStepRecord.from_data(step.data)
+        child = None
+        if resume:
+            child = (
+                Thread.objects.filter(parent=parent, runs__assistant=rule.specialist)
+                .order_by("-created_at")
+                .first()
+            )
+        resumed = child is not None
+        if child is None:
+            child = Thread.objects.create(
+                owner_id=parent.owner_id,
+                parent=parent,
+                parent_step=step,
+                current_assistant=rule.specialist,
+                title=f"{rule.source.name} asks {rule.specialist.name}",
+                metadata=dict(parent.metadata),
+            )
+        run = Run.objects.create(
+            thread=child,
+            assistant_id=child.current_assistant_id,
+            assistant_version=versions.latest(child.current_assistant_id),
+        )
+        Message.objects.create(thread=child, run=run, role=Message.Role.USER, content=question)
+        step.data = dataclasses.replace(
+            called,
+            specialist=rule.specialist.slug,
+            specialist_name=rule.specialist.name,
+            child_thread=str(child.pk),
+            child_run=str(run.pk),
+            resumed=resumed,
+        ).to_data()
+        step.save(update_fields=["data"])
+    return run
 
 
 def finish_run(run: Run, status: str, error: str, usage: dict[str, int]) -> None:

@@ -25,8 +25,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from chatapp.models import Thread
-from chatapp.runs import events
-from chatapp.runs.engine import execute
+from chatapp.runs import events, execute
 from chatapp.web import fragments
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chatapp import services
+from chatapp import runs, services
 from chatapp.models import Message, Run, Thread
 from chatapp.web import broadcast, fragments
 from chatapp.web.access import owned_threads
@@ -100,7 +100,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
 
     def cancel(self) -> None:
         run = self.thread.runs.filter(status__in=Run.ACTIVE).first()
-        if run is None or not services.cancel_run(run):
+        if run is None or not runs.cancel(run):
             raise FrameError("Nothing is running.")
 
     # --- from the thread's group -------------------------------------------------------------

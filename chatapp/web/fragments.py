@@ -8,7 +8,7 @@ own, inside the consultation's block instead of the conversation.
 from __future__ import annotations
 
 from chatapp.models import Assistant, Message, Run, Thread
-from chatapp.runs import events
+from chatapp.runs import HandoffRecord, events
 from chatapp.web.page import (
     Item,
     ToolStep,
@@ -73,10 +73,8 @@ def event_fragments(
             step = ToolStep(f"s{step_id}", name, event.arguments, output, is_error)
             return oob("item", item=Item("tool", step=step)) + (_side(thread) if not nested else "")
         case events.Handoff(source_name=source, target_name=target, metadata=metadata):
-            banner = append(
-                handoff_item({"source_name": source, "target_name": target, "metadata": metadata}),
-                into,
-            )
+            handoff = HandoffRecord(source_name=source, target_name=target, metadata=metadata)
+            banner = append(handoff_item(handoff), into)
             if nested or thread is None:
                 return banner
             side = _side(thread)  # reloads the thread: its assistant has changed

@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 
 from chatapp.models import Message, Run, Thread
-from chatapp.runs.handoffs import describe_metadata
+from chatapp.runs import HandoffRecord, ToolResultRecord
 
 THREAD_TEMPLATE = "chat/thread.html"
 MARKDOWN = MarkdownIt("js-default")  # raw HTML in the source is shown as text, not parsed
@@ -99,12 +99,13 @@ def timeline(thread: Thread) -> list[Item]:
                 step = ToolStep(call["id"], call["name"], call["arguments"])
                 kind, extra = "tool", {}
                 if result is not None:
-                    step.result, step.is_error = result.content, result.data.get("is_error", False)
-                    if result.data.get("consult"):
-                        kind, extra = "consult", {"specialist": result.data.get("specialist")}
+                    answer = ToolResultRecord.from_data(result.data)
+                    step.result, step.is_error = result.content, answer.is_error
+                    if answer.consult:
+                        kind, extra = "consult", {"specialist": answer.specialist}
                 items.append(Item(kind, step=step, extra=extra))
-        elif message.role == Message.Role.EVENT and message.data.get("kind") == "handoff":
-            items.append(handoff_item(message.data, message.content))
+        elif message.role == Message.Role.EVENT and HandoffRecord.is_one(message.data):
+            items.append(handoff_item(HandoffRecord.from_data(message.data)))
         last_of_run = (
             position + 1 == len(messages) or messages[position + 1].run_id != message.run_id
         )
@@ -114,14 +115,14 @@ def timeline(thread: Thread) -> list[Item]:
     return items
 
 
-def handoff_item(data: dict[str, Any], fallback: str = "") -> Item:
+def handoff_item(handoff: HandoffRecord) -> Item:
     return Item(
         "handoff",
-        text=fallback,
+        text=handoff.note,
         extra={
-            "source": data.get("source_name") or data.get("source", ""),
-            "target": data.get("target_name") or data.get("target", ""),
-            "facts": describe_metadata(data.get("metadata") or {}),
+            "source": handoff.source_name or handoff.source,
+            "target": handoff.target_name or handoff.target,
+            "facts": handoff.facts,
         },
     )
 

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST, require_safe
 from chatapp import services
 from chatapp.models import Assistant, Thread
 from chatapp.web.access import owned_threads
+from chatapp.web.page import thread_context
 
 
 def get_owned_thread(request: HttpRequest, thread_id: UUID) -> Thread:
@@ -67,16 +68,13 @@ def new_thread(request: HttpRequest) -> HttpResponse:
         # Only entry assistants start chats; any other slug is a stale or forged form.
         messages.error(request, "Choose one of the assistants below to start a chat.")
         return redirect("threads")
-    thread = Thread.start(assistant, user=request.user)
+    thread = services.start_thread(assistant, user=request.user)
     return redirect("thread", thread_id=thread.pk)
 
 
 @login_required
 @require_safe
 def thread_page(request: HttpRequest, thread_id: UUID) -> HttpResponse:
-    # Imported here so the other pages keep working while the rendering module is changed.
-    from chatapp.web.page import thread_context
-
     thread = get_owned_thread(request, thread_id)
     return render(request, "chat/thread.html", {"thread": thread, **thread_context(thread)})
 

@@ -15,8 +15,9 @@ import pytest
 from django.urls import reverse
 from django.utils.html import strip_tags
 
-from chatapp.models import Assistant, ConsultRule, HandoffRule, Run, Thread
-from chatapp.runs.api import say
+from chatapp import services
+from chatapp.models import Assistant, ConsultRule, HandoffRule, Run
+from chatapp.runs import say
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def demo(site_editor: None) -> dict[str, Assistant]:
 @pytest.fixture
 def run(demo: dict[str, Assistant], user: Any) -> Run:
     """A real run of the demo: Welcome's select_page, then the handoff to the Page editor."""
-    thread = Thread.start("welcome", user=user, title="Ada's chat")
+    thread = services.start_thread("welcome", user=user, title="Ada's chat")
     finished = say(thread, "I want to edit the about page")
     assert finished.status == "completed", finished.error
     return finished

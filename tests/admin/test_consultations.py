@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from chatapp.models import Assistant, ConsultRule, Run, Thread
+from chatapp import services
+from chatapp.models import Assistant, ConsultRule, Run
 from chatapp.providers.scripted import Say
-from chatapp.runs.api import say
+from chatapp.runs import say
 from tests.admin.support import (
     assistant_data,
     consult_fields,
@@ -83,7 +84,7 @@ def test_the_timeline_shows_a_consultation_and_links_its_run(admin_client, autho
         Say("Going with it."),
     )
     script(Say("Short and clear."), name="reviewer-model")
-    finished = say(Thread.start(author, user=user), "write a tagline")
+    finished = say(services.start_thread(author, user=user), "write a tagline")
     assert finished.status == "completed", finished.error
     response = admin_client.get(url("run_change", finished.pk))
     page = text(response)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.models import Assistant, Thread
+from chatapp import services
+from chatapp.models import Assistant
 from tests.admin.support import text, url
 from tests.factories import assistant as make_assistant
 
@@ -29,7 +30,7 @@ def test_deleting_a_rule_target_is_refused_with_what_blocks_it(admin_client, dem
 
 def test_deleting_an_assistant_a_thread_is_on_is_refused(admin_client, demo, user):
     lonely = make_assistant("lonely", provider="")
-    Thread.start(lonely, user=user, title="Still talking")
+    services.start_thread(lonely, user=user, title="Still talking")
     response = admin_client.post(url("assistant_delete", lonely.pk), {"post": "yes"})
     assert response.status_code == 200
     assert "Thread: Still talking" in text(response)
@@ -38,7 +39,7 @@ def test_deleting_an_assistant_a_thread_is_on_is_refused(admin_client, demo, use
 
 def test_the_bulk_delete_action_refuses_cleanly(admin_client, demo, user):
     lonely = make_assistant("lonely", provider="")
-    Thread.start(lonely, user=user, title="Still talking")
+    services.start_thread(lonely, user=user, title="Still talking")
     count = Assistant.objects.count()
     data = {
         "action": "delete_selected",

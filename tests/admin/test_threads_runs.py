@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from chatapp.models import Message, Run, Thread
-from chatapp.runs.api import say
+from chatapp import services
+from chatapp.models import Message, Run
+from chatapp.runs import say
 from tests.admin.support import text, url
 
 pytest_plugins = ["tests.admin.support"]  # the fixtures demo and run
@@ -78,7 +79,7 @@ def test_the_run_timeline_shows_tool_calls_and_the_handoff(admin_client, run):
 
 
 def test_a_failed_tool_call_is_styled_as_an_error(admin_client, demo, user):
-    thread = Thread.start("welcome", user=user)
+    thread = services.start_thread("welcome", user=user)
     finished = say(thread, "I want to edit the nowhere page")
     response = admin_client.get(url("run_change", finished.pk))
     assert 'class="chatapp-pre chatapp-error"' in response.content.decode()

@@ -10,10 +10,11 @@ from django.core.management.base import CommandError
 
 from assistants_registry.definitions import ConsultDefinition, HandoffDefinition
 from assistants_registry.site_editor.assistants import ASSISTANTS, PAGE_EDITOR, WELCOME
+from chatapp import services
 from chatapp.definitions import yaml_files
 from chatapp.definitions.discovery import discover
 from chatapp.definitions.sync import sync
-from chatapp.models import Assistant, ConsultRule, HandoffRule, Run, Thread
+from chatapp.models import Assistant, ConsultRule, HandoffRule, Run
 from tests.definitions.support import command, rows, write
 from tests.factories import assistant, rule
 
@@ -66,9 +67,9 @@ def test_prune_refuses_an_assistant_in_use_and_writes_nothing(use, user, tmp_pat
     old = assistant("old-bot")
     welcome = WELCOME
     if use == "thread":
-        Thread.start(old, user=user)
+        services.start_thread(old, user=user)
     elif use == "run":
-        Run.objects.create(thread=Thread.start("welcome", user=user), assistant=old)
+        Run.objects.create(thread=services.start_thread("welcome", user=user), assistant=old)
     elif use == "consult":
         welcome = dataclasses.replace(WELCOME, consults=(ConsultDefinition("old-bot"),))
     else:

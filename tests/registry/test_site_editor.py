@@ -9,8 +9,9 @@ import pytest
 from django.core.management import call_command
 
 from assistants_registry.site_editor.models import Page
-from chatapp.models import Assistant, HandoffRule, Message, Thread
-from chatapp.runs.api import say
+from chatapp import services
+from chatapp.models import Assistant, HandoffRule, Message
+from chatapp.runs import HandoffRecord, say
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +25,7 @@ def test_seed_demo_is_idempotent(site_editor):
 
 
 def test_the_site_editor_conversation_through_say(site_editor, user):
-    thread = Thread.start("welcome", user=user)
+    thread = services.start_thread("welcome", user=user)
 
     run = say(thread, "I want to edit the about page")
     assert run.status == "completed", run.error
@@ -32,7 +33,8 @@ def test_the_site_editor_conversation_through_say(site_editor, user):
     assert thread.current_assistant.slug == "page-editor"
     assert thread.metadata == {"page_id": "about"}
     handoff = run.steps.get(kind="handoff")
-    assert handoff.data["from"] == "welcome" and handoff.data["to"] == "page-editor"
+    record = HandoffRecord.from_data(handoff.data)
+    assert (record.source, record.target) == ("welcome", "page-editor")
     reply = run.messages.filter(role="assistant").last()
     assert reply.assistant.slug == "page-editor"
     assert "You are editing the page about" in reply.content  # rendered from the metadata
@@ -48,7 +50,7 @@ def test_the_site_editor_conversation_through_say(site_editor, user):
 
 
 def test_selecting_a_missing_page_keeps_the_thread_with_welcome(site_editor, user):
-    thread = Thread.start("welcome", user=user)
+    thread = services.start_thread("welcome", user=user)
     run = say(thread, "I want to edit the pricing page")
     thread.refresh_from_db()
     assert thread.current_assistant.slug == "welcome" and thread.metadata == {}
@@ -57,7 +59,7 @@ def test_selecting_a_missing_page_keeps_the_thread_with_welcome(site_editor, use
 
 
 def test_the_page_editor_needs_a_selected_page(site_editor, user):
-    thread = Thread.start("page-editor", user=user)
+    thread = services.start_thread("page-editor", user=user)
     run = say(thread, "set the title to Nothing")
     assert Message.objects.get(run=run, role="tool").content.startswith(
         "Error: No page is selected"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from chatapp import services
 from chatapp.models import Assistant, ConsultRule, Message, Run, Thread
-from chatapp.runs.api import say
+from chatapp.runs import say
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +25,7 @@ def test_seed_demo_seeds_the_writers_room(site_editor):
 
 
 def test_the_writer_consults_the_critic(site_editor, user):
-    thread = Thread.start("writer", user=user)
+    thread = services.start_thread("writer", user=user)
 
     run = say(thread, ASK)
 
@@ -53,7 +54,7 @@ def test_the_writer_consults_the_critic(site_editor, user):
 
 def test_without_a_draft_the_writer_answers_in_its_own_voice(site_editor, user):
     """The offline model needs the draft (quoted text) to fill message_to_assistant."""
-    thread = Thread.start("writer", user=user)
+    thread = services.start_thread("writer", user=user)
     run = say(thread, "Ask the critic")
     assert run.status == Run.Status.COMPLETED
     assert not run.steps.filter(kind="consult").exists()

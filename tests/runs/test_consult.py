@@ -8,11 +8,10 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from chatapp import services
+from chatapp import runs, services
 from chatapp.models import ConsultRule, Message, Run, RunStep, Thread
 from chatapp.providers.scripted import Say
-from chatapp.runs import events
-from chatapp.runs.api import say
+from chatapp.runs import events, say
 from chatapp.runs.engine import execute
 from chatapp.web import broadcast
 from tests.factories import assistant
@@ -31,7 +30,7 @@ def writer(user):
         "critic", name="Critic", provider="critic-model", description="Judges drafts."
     )
     ConsultRule.objects.create(source=writer, specialist=critic)
-    return Thread.start(writer, user=user)
+    return services.start_thread(writer, user=user)
 
 
 def test_the_specialists_answer_is_the_tool_result(writer, script):
@@ -149,7 +148,7 @@ async def test_cancelling_the_parent_cancels_the_child(writer, script):
     async for event in execute(run.pk):
         seen.append(event)
         if isinstance(event, events.Nested) and isinstance(event.event, events.TextDelta):
-            await sync_to_async(services.cancel_run)(run)
+            await sync_to_async(runs.cancel)(run)
     await run.arefresh_from_db()
     child_run = await Run.objects.aget(thread__parent=writer)
     assert (run.status, child_run.status) == ("cancelled", "cancelled")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.models import Thread
+from chatapp import services
 from chatapp.providers.scripted import Say
-from chatapp.runs.api import say
+from chatapp.runs import say
 from tests.factories import assistant, rule
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,7 +19,7 @@ def pair(user, tools):
     tools(add)
     first = assistant("first", name="First", tools=["add"])
     second = assistant("second", name="Second")
-    return Thread.start(first, user=user), first, second
+    return services.start_thread(first, user=user), first, second
 
 
 def handoff_conversation(pair, script, **rule_fields):

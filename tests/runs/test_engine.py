@@ -11,11 +11,10 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from assistants_registry.tools import ToolContext, ToolError, tool
-from chatapp import services
-from chatapp.models import Message, Run, RunStep, Thread
+from chatapp import runs, services
+from chatapp.models import Message, Run, RunStep
 from chatapp.providers.scripted import Say
-from chatapp.runs import events
-from chatapp.runs.api import asay, say
+from chatapp.runs import asay, events, say
 from chatapp.runs.engine import execute
 from tests.factories import assistant
 
@@ -58,7 +57,7 @@ def remember(ctx: ToolContext, colour: str) -> str:
 def helper(user, tools):
     tools(add, explode, refuse, dawdle, remember)
     bot = assistant("helper", tools=["add", "explode", "refuse", "dawdle", "remember"])
-    return Thread.start(bot, user=user)
+    return services.start_thread(bot, user=user)
 
 
 def collect(thread, text, **kwargs):
@@ -214,7 +213,7 @@ async def test_cancel_stops_the_run_and_keeps_partial_text(helper, script):
         async for event in execute(run.pk):
             seen.append(event)
             if isinstance(event, events.TextDelta):
-                await sync_to_async(services.cancel_run)(run)
+                await sync_to_async(runs.cancel)(run)
                 pause.set()
 
     await consume()
@@ -253,7 +252,7 @@ async def test_a_cancelled_task_still_records_the_run(helper, script):
 def test_a_queued_run_cancelled_before_it_starts_never_runs(helper, script):
     model = script(Say("never"))
     _, run = services.send_message(helper, "hi")
-    assert services.cancel_run(run)
+    assert services.cancel_run(run) == services.Cancel.CANCELLED
     run2 = say(helper, "again")  # the lock is free again
     assert Run.objects.get(pk=run.pk).status == Run.Status.CANCELLED
     assert run2.status == Run.Status.COMPLETED and len(model.requests) == 1

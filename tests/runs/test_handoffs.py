@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from chatapp.models import HandoffRule, Message, Run, Thread
+from assistants_registry.parameters import parameters_model
+from chatapp import services
+from chatapp.models import HandoffRule, Message, Run
 from chatapp.providers.scripted import Say
-from chatapp.runs import events, store
-from chatapp.runs.api import say
-from chatapp.runs.handoffs import parameters_model
+from chatapp.runs import events, say, store
 from tests.factories import assistant, rule
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +27,7 @@ def desk(user):
         instructions="You are editing the page {{ metadata.page_id }} for {{ user.username }}.",
     )
     rule(triage, editor, parameters=PAGE_ID)
-    thread = Thread.start(triage, user=user)
+    thread = services.start_thread(triage, user=user)
     return thread, triage, editor
 
 

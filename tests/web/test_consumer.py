@@ -13,8 +13,9 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from chatapp import services
 from chatapp.asgi import application
-from chatapp.models import Message, Run, Thread
+from chatapp.models import Message, Run
 from chatapp.providers.scripted import Say
 from chatapp.web import broadcast
 from tests.factories import assistant
@@ -62,7 +63,7 @@ def shown_text(frames: list[str], message_id: int) -> str:
 
 @pytest.fixture
 def thread(user):
-    return Thread.start(assistant("helper", name="Helper"), user=user)
+    return services.start_thread(assistant("helper", name="Helper"), user=user)
 
 
 async def test_the_owner_connects_and_sees_the_thread(thread, user):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.models import Message, Thread
+from chatapp import services
+from chatapp.models import Message
 from chatapp.runs import events
 from chatapp.web import fragments, page
 from tests.factories import assistant
@@ -39,7 +40,7 @@ def test_markdown_still_formats_and_links_safely():
 @pytest.fixture
 def thread(user):
     evil_bot = assistant("evil", name=f"Bot {EVIL}", description=EVIL)
-    return Thread.start(evil_bot, user=user, title=EVIL)
+    return services.start_thread(evil_bot, user=user, title=EVIL)
 
 
 def test_staff_written_names_and_model_text_are_escaped_on_the_page(thread):

@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from chatapp import services
 from chatapp.models import Message, Run, Thread
 from chatapp.web.access import owned_threads
 from tests.html import inline_code
@@ -35,12 +36,12 @@ def ada(client: Client, user: Any) -> Client:
 
 @pytest.fixture
 def thread(site_editor: None, user: Any) -> Thread:
-    return Thread.start("welcome", user=user, title="Ada's chat")
+    return services.start_thread("welcome", user=user, title="Ada's chat")
 
 
 @pytest.fixture
 def bobs_thread(site_editor: None, other_user: Any) -> Thread:
-    return Thread.start("welcome", user=other_user, title="Bob's secret plans")
+    return services.start_thread("welcome", user=other_user, title="Bob's secret plans")
 
 
 def thread_urls(thread_id: Any) -> dict[str, str]:
@@ -127,7 +128,7 @@ def test_the_list_shows_only_the_users_own_threads(ada, thread, bobs_thread):
 def test_the_list_puts_the_latest_activity_first(ada, site_editor, user):
     now = timezone.now()
     for title, age in [("Older chat", 3), ("Newest chat", 1), ("Oldest chat", 9)]:
-        started = Thread.start("welcome", user=user, title=title)
+        started = services.start_thread("welcome", user=user, title=title)
         Thread.objects.filter(pk=started.pk).update(updated_at=now - timedelta(hours=age))
     html = ada.get(reverse("threads")).content.decode()
     positions = [html.index(title) for title in ("Newest chat", "Older chat", "Oldest chat")]
@@ -136,7 +137,7 @@ def test_the_list_puts_the_latest_activity_first(ada, site_editor, user):
 
 
 def test_the_list_shows_each_threads_assistant_and_a_default_title(ada, site_editor, user):
-    Thread.start("page-editor", user=user)
+    services.start_thread("page-editor", user=user)
     html = ada.get(reverse("threads")).content.decode()
     assert "New chat" in html and "Page editor" in html
 
@@ -285,10 +286,10 @@ def test_the_thread_page_shows_the_thread(ada, thread):
 
 @pytest.mark.django_db(transaction=True)  # say() reaches the database from another thread
 def test_a_whole_conversation_renders_without_inline_code(client, site_editor, user):
-    from chatapp.runs.api import say
+    from chatapp.runs import say
 
     client.force_login(user)
-    thread = Thread.start("welcome", user=user)
+    thread = services.start_thread("welcome", user=user)
     assert say(thread, "I want to edit the about page").status == "completed"
     html = client.get(thread_urls(thread.pk)["thread"]).content.decode()
     assert "handoff-banner" in html and "tool-step" in html and "page-preview" in html

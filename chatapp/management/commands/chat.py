@@ -8,10 +8,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from chatapp import services
 from chatapp.models import Assistant, Thread
-from chatapp.runs import events
-from chatapp.runs.api import say
-from chatapp.runs.handoffs import describe_metadata
+from chatapp.runs import describe_metadata, events, say
 from chatapp.services import MessageRejected, ThreadBusy
 
 
@@ -60,7 +59,7 @@ class Command(BaseCommand):
                 ", ".join(Assistant.objects.values_list("slug", flat=True)) or "none; run seed_demo"
             )
             raise CommandError(f"No assistant {slug or '(entry)'}; known: {known}.")
-        return Thread.start(first, user=user)
+        return services.start_thread(first, user=user)
 
     def show(self, event: events.RunEvent) -> None:
         write = self.stdout.write

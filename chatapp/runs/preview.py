@@ -2,7 +2,7 @@
 
 Used twice: to validate templates when staff save (a template that does not render is a form
 error, not a failed run later) and for the read-only preview page. The sample context has
-the shape of `chatapp.runs.context.template_context`, built from plain values. A thread's
+the shape of `context.template_context`, built from plain values. A thread's
 metadata accumulates as it moves between assistants, so the sample thread knows every fact a
 handoff rule can write or require (its parameters and required metadata), each as "sample":
 `{{ metadata.page_id }}` renders as `sample` where a real thread names a page.
@@ -17,7 +17,7 @@ from typing import Any
 from assistants_registry.registry import Registry
 from chatapp.models import Assistant, HandoffRule
 from chatapp.runs.context import InstructionsError, assistant_tools, render_template
-from chatapp.runs.store import rules_of
+from chatapp.runs.turns import rules_of
 
 SAMPLE = "sample"
 

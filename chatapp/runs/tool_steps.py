@@ -1,57 +1,52 @@
 """The tool steps of a model turn: ordinary tools, consultations and at most one handoff.
 
-A mixin of the run loop (engine.RunLoop), kept apart so each file reads on its own; the loop
-fills in `child_events` (how a consulted specialist's run is executed) and `next_index`.
+A collaborator of the run loop (engine.RunLoop): it is given what it works with — the run,
+its limits, its step counter — and how to run a consulted specialist's run (`run_child`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async as db
-from django.conf import settings
 
-from assistants_registry.registry import Registry
 from assistants_registry.tools import ToolContext, ToolError, ToolOutcome
-from chatapp.models import HandoffRule, Run
+from chatapp.models import HandoffRule, Run, RunStep
 from chatapp.providers.base import ToolCall
-from chatapp.runs import cancellation, consult, context, store
+from chatapp.runs import cancellation, consult, context, store, turns
 from chatapp.runs.events import Handoff, Nested, RunEvent, ToolCalled, ToolResult
 from chatapp.runs.handoffs import check_required, handoff_updates
+from chatapp.runs.limits import Budget, Limits, StepCounter, Stop
+from chatapp.runs.records import ToolStepRecord
+
+ChildRunner = Callable[[Any, Budget], AsyncIterator[RunEvent]]
+PendingHandoff = tuple[HandoffRule, dict[str, Any], RunStep | None]
 
 
-class Stop(Exception):
-    """Ends the run early with a status and a reason the user can read."""
-
-    def __init__(self, status: str, reason: str = "") -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-
-
-class ToolCalls:
-    run: Run
-    run_id: str
-    registry: Registry
-    budget: consult.Budget | None
-    watch: tuple[str, ...]
-    steps_by_assistant: Any
-    handoffs: int
-    last_rule: HandoffRule | None
-
-    def child_events(self, run_id: Any, budget: consult.Budget) -> AsyncIterator[RunEvent]:
-        raise NotImplementedError
-
-    def next_index(self) -> int:
-        raise NotImplementedError
+class ToolSteps:
+    def __init__(
+        self,
+        run: Run,
+        limits: Limits,
+        steps: StepCounter,
+        *,
+        watch: tuple[str, ...],
+        next_index: Callable[[], int],
+        run_child: ChildRunner,
+    ) -> None:
+        self.run, self.run_id, self.limits, self.steps = run, str(run.pk), limits, steps
+        self.watch, self.next_index, self.run_child = watch, next_index, run_child
+        self.handoffs = 0
+        self.last_rule: HandoffRule | None = None  # the rule of the latest handoff
 
     async def run_tools(
-        self, turn: store.Turn, tools: context.AssistantTools, calls: list[ToolCall]
+        self, turn: turns.Turn, tools: context.AssistantTools, calls: list[ToolCall]
     ) -> AsyncIterator[RunEvent]:
         """Ordinary tools first, then at most one handoff: an after-tool rule or a handoff tool."""
         metadata = dict(turn.thread.metadata)
-        handoff: tuple[HandoffRule, dict[str, Any], Any] | None = None
+        handoff: PendingHandoff | None = None
         for call in sorted(calls, key=lambda c: c.name in tools.handoffs):
             kind = tools.kind(call.name)
             step = await db(store.start_tool_step)(
@@ -94,29 +89,15 @@ class ToolCalls:
                 call.arguments,
             )
         if handoff is not None:
-            rule, updates, step = handoff
-            if self.handoffs >= settings.CHATAPP_MAX_HANDOFFS_PER_RUN:
-                raise Stop(
-                    Run.Status.FAILED,
-                    f"Stopped after {self.handoffs} handoffs in one "
-                    "run; the assistants kept passing the conversation around.",
-                )
-            if step is not None:
-                output = store.transferred(rule.target)
-                yield ToolResult(
-                    self.run_id,
-                    step.pk,
-                    step.data["call_id"],
-                    rule.tool_name,
-                    output,
-                    False,
-                    "handoff",
-                    step.data["arguments"],
-                )
-            yield await self.hand_off(turn, rule, updates, step, metadata)
+            async for event in self.hand_off(turn, *handoff, metadata):
+                yield event
 
     def check_handoff(
-        self, rule: HandoffRule, call: ToolCall, metadata: dict[str, Any], earlier: Any
+        self,
+        rule: HandoffRule,
+        call: ToolCall,
+        metadata: dict[str, Any],
+        earlier: PendingHandoff | None,
     ) -> tuple[ToolOutcome, dict[str, Any]]:
         try:
             if earlier is not None:
@@ -128,10 +109,10 @@ class ToolCalls:
 
     async def consult(
         self,
-        turn: store.Turn,
+        turn: turns.Turn,
         tool: consult.ConsultTool,
         call: ToolCall,
-        step: Any,
+        step: RunStep,
         answers: list[ToolOutcome],
     ) -> AsyncIterator[RunEvent]:
         """Run the specialist on its child thread, relaying its events; its answer (or why
@@ -142,19 +123,18 @@ class ToolCalls:
         except ToolError as exc:
             answers.append(ToolOutcome(str(exc), is_error=True))
             return
-        assistant = turn.assistant
-        budget = self.budget or consult.Budget(
-            assistant.max_steps - self.steps_by_assistant[assistant.pk]
+        budget = self.steps.for_consultation(turn.assistant)
+        question = await db(consult.question_for)(str(turn.thread.pk), arguments)
+        child = await db(store.open_consultation)(
+            self.run, tool.rule, step, question=question, resume=arguments.resume
         )
-        child = await db(consult.open_consultation)(self.run, tool.rule, step, arguments)
         cancellation.link(self.run_id, child.pk)
-        async for event in self.child_events(child.pk, budget):
+        async for event in self.run_child(child.pk, budget):
             yield Nested(self.run_id, step.pk, specialist.name, event)
-        if self.budget is None:  # a shared budget was spent directly
-            self.steps_by_assistant[assistant.pk] += budget.used
-        if cancellation.requested(self.run_id) or await db(store.stop_requested)(self.watch):
+        self.steps.settle(turn.assistant, budget)
+        if cancellation.requested(self.run_id) or await db(turns.stop_requested)(self.watch):
             raise Stop(Run.Status.CANCELLED, "Stopped.")
-        status, answer, error = await db(consult.answer_of)(str(child.pk))
+        status, answer, error = await db(turns.answer_of)(str(child.pk))
         if status == Run.Status.COMPLETED:
             answers.append(ToolOutcome(answer or f"{specialist.name} gave no answer."))
         else:
@@ -163,7 +143,7 @@ class ToolCalls:
 
     async def call_tool(
         self,
-        turn: store.Turn,
+        turn: turns.Turn,
         tools: context.AssistantTools,
         call: ToolCall,
         metadata: dict[str, Any],
@@ -178,20 +158,37 @@ class ToolCalls:
             run_id=self.run_id,
             metadata=copy.deepcopy(metadata),
         )
-        outcome = await spec.invoke(
-            call.arguments, ctx, default_timeout=settings.CHATAPP_TOOL_TIMEOUT
-        )
+        outcome = await spec.invoke(call.arguments, ctx, default_timeout=self.limits.tool_timeout)
         updates = {k: v for k, v in ctx.metadata.items() if metadata.get(k) != v}
         return outcome, updates
 
     async def hand_off(
         self,
-        turn: store.Turn,
+        turn: turns.Turn,
         rule: HandoffRule,
         updates: dict[str, Any],
-        tool_step: Any,
+        tool_step: RunStep | None,
         metadata: dict[str, Any],
-    ) -> Handoff:
+    ) -> AsyncIterator[RunEvent]:
+        if self.handoffs >= self.limits.max_handoffs:
+            raise Stop(
+                Run.Status.FAILED,
+                f"Stopped after {self.handoffs} handoffs in one "
+                "run; the assistants kept passing the conversation around.",
+            )
+        if tool_step is not None:
+            called = ToolStepRecord.from_data(tool_step.data)
+            output = store.transferred(rule.target)
+            yield ToolResult(
+                self.run_id,
+                tool_step.pk,
+                called.call_id,
+                rule.tool_name,
+                output,
+                False,
+                "handoff",
+                called.arguments,
+            )
         self.handoffs += 1
         self.last_rule = rule
         extra = ""
@@ -206,6 +203,6 @@ class ToolCalls:
             self.run, rule, updates, self.next_index(), extra, tool_step
         )
         source, target = rule.source, rule.target
-        return Handoff(
+        yield Handoff(
             self.run_id, step.pk, source.slug, source.name, target.slug, target.name, updates
         )

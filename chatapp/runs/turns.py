@@ -1,0 +1,74 @@
+"""What one model call needs, read in a fixed number of queries whatever the thread's length.
+
+Reads only: the run's writes are in store.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatapp.models import Assistant, ConsultRule, HandoffRule, Message, Run, Thread
+
+
+@dataclass
+class Turn:
+    run: Run
+    thread: Thread
+    assistant: Assistant
+    rules: list[HandoffRule]
+    consults: list[ConsultRule]
+    history: list[Message]
+    stop_requested: bool
+
+
+def question_of(run_id: str) -> tuple[int, str]:
+    """The user's message a run answers (id, text), or (0, "")."""
+    found = (
+        Message.objects.filter(run_id=run_id, role=Message.Role.USER)
+        .values_list("pk", "content")
+        .first()
+    )
+    return found or (0, "")
+
+
+def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
+    """`watch`: the consulting runs above this one, whose Stop stops this one too."""
+    run = Run.objects.select_related("thread__owner", "thread__current_assistant").get(pk=run_id)
+    thread = run.thread
+    assistant = thread.current_assistant
+    rules, consults = rules_of(assistant)
+    history = list(thread.messages.select_related("assistant").order_by("id"))
+    stop = run.cancel_requested or bool(watch and stop_requested(watch))
+    return Turn(run, thread, assistant, rules, consults, history, stop)
+
+
+def rules_of(assistant: Assistant) -> tuple[list[HandoffRule], list[ConsultRule]]:
+    """The assistant's enabled handoff and consult rules, in order: what it may do."""
+    rules = list(
+        assistant.handoff_rules.filter(enabled=True)
+        .select_related("source", "target")
+        .order_by("order", "id")
+    )
+    consults = list(
+        assistant.consult_rules.filter(enabled=True)
+        .select_related("source", "specialist")
+        .order_by("order", "id")
+    )
+    return rules, consults
+
+
+def stop_requested(watch: tuple[str, ...]) -> bool:
+    return Run.objects.filter(pk__in=watch, cancel_requested=True).exists()
+
+
+def answer_of(run_id: str) -> tuple[str, str, str]:
+    """A consulted run's status, its final answer and its error."""
+    run = Run.objects.get(pk=run_id)
+    last = (
+        run.messages.filter(role=Message.Role.ASSISTANT)
+        .exclude(content="")
+        .order_by("-id")
+        .values_list("content", flat=True)
+        .first()
+    )
+    return run.status, last or "", run.error
