@@ -14,34 +14,14 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
+from assistants_registry.definitions import ASSISTANT_SETTINGS, CONSULT_SETTINGS, HANDOFF_SETTINGS
 from chatapp.models import Assistant, AssistantVersion, ConsultRule, HandoffRule
 
-ASSISTANT_FIELDS = (
-    "name",
-    "description",
-    "instructions",
-    "provider",
-    "model",
-    "temperature",
-    "tools",
-    "max_steps",
-    "is_entry",
-)
-CONSULT_FIELDS = ("tool_name", "description", "enabled", "order")
-RULE_FIELDS = (
-    "tool_name",
-    "description",
-    "trigger",
-    "after_tool",
-    "parameters",
-    "required_metadata",
-    "history",
-    "history_last_n",
-    "extra_instructions",
-    "respond_immediately",
-    "enabled",
-    "order",
-)
+# What a version records: the fields of assistants and rules as code defines them, and the
+# rules' order (which code gives by position).
+ASSISTANT_FIELDS = ASSISTANT_SETTINGS
+RULE_FIELDS = (*HANDOFF_SETTINGS, "order")
+CONSULT_FIELDS = (*CONSULT_SETTINGS, "order")
 
 
 class RestoreError(Exception):

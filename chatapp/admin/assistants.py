@@ -19,6 +19,7 @@ from chatapp.admin.forms import (
     HandoffRuleFormSet,
 )
 from chatapp.models import Assistant, AssistantVersion, ConsultRule, HandoffRule
+from chatapp.versions import CONSULT_FIELDS
 
 ADMIN_CSS = "chatapp/admin.css"
 
@@ -53,7 +54,7 @@ class ConsultRuleInline(admin.TabularInline):
     extra = 0
     verbose_name = "consultation"
     verbose_name_plural = "consultations (specialists this assistant may ask; the thread stays)"
-    fields = ["specialist", "tool_name", "description", "enabled", "order"]
+    fields = ["specialist", *CONSULT_FIELDS]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ConsultRule]:
         return super().get_queryset(request).select_related("specialist")

@@ -17,7 +17,7 @@ from assistants_registry.registry import Registry, registry
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Thread
 from chatapp.runs import rule_metadata_keys, sample_context, sample_metadata
 from chatapp.runs import template_error as render_error
-from chatapp.versions import RULE_FIELDS
+from chatapp.versions import ASSISTANT_FIELDS, CONSULT_FIELDS, RULE_FIELDS
 
 NOT_INSTALLED = "(not installed)"
 
@@ -44,18 +44,7 @@ class AssistantForm(forms.ModelForm):
 
     class Meta:
         model = Assistant
-        fields = [
-            "name",
-            "slug",
-            "description",
-            "instructions",
-            "tools",
-            "provider",
-            "model",
-            "temperature",
-            "max_steps",
-            "is_entry",
-        ]
+        fields = ["slug", *ASSISTANT_FIELDS]
         widgets = {
             "instructions": forms.Textarea(
                 attrs={"rows": 12, "class": "vLargeTextField chatapp-template"}
@@ -129,7 +118,7 @@ class HandoffRuleForm(forms.ModelForm):
 class ConsultRuleForm(forms.ModelForm):
     class Meta:
         model = ConsultRule
-        fields = ["specialist", "tool_name", "description", "enabled", "order"]
+        fields = ["specialist", *CONSULT_FIELDS]
         widgets = {"description": forms.Textarea(attrs={"rows": 2, "cols": 60})}
 
     def clean(self) -> dict[str, Any]:

@@ -7,12 +7,15 @@ database and reading them back gives equal definitions, so export → sync → e
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from assistants_registry.definitions import (
+    ASSISTANT_SETTINGS,
+    CONSULT_SETTINGS,
+    HANDOFF_SETTINGS,
     AssistantDefinition,
-    ConsultDefinition,
-    HandoffDefinition,
 )
+from chatapp.definitions.yaml_files import definition_of
 from chatapp.models import Assistant, ConsultRule, HandoffRule
 
 
@@ -26,47 +29,36 @@ def from_database() -> list[AssistantDefinition]:
     for consult in ConsultRule.objects.select_related("specialist").order_by("order", "tool_name"):
         consults[consult.source_id].append(consult)
     return [
-        AssistantDefinition(
-            slug=assistant.slug,
-            name=assistant.name,
-            description=assistant.description,
-            instructions=assistant.instructions,
-            tools=tuple(assistant.tools),
-            handoffs=tuple(handoff_from_rule(rule) for rule in rules[assistant.pk]),
-            consults=tuple(consult_from_rule(rule) for rule in consults[assistant.pk]),
-            provider=assistant.provider,
-            model=assistant.model,
-            temperature=assistant.temperature,
-            max_steps=assistant.max_steps,
-            is_entry=assistant.is_entry,
-            origin="the database",
+        definition_of(
+            AssistantDefinition,
+            {
+                "slug": assistant.slug,
+                **{name: getattr(assistant, name) for name in ASSISTANT_SETTINGS},
+                "handoffs": [handoff_data(rule) for rule in rules[assistant.pk]],
+                "consults": [consult_data(rule) for rule in consults[assistant.pk]],
+                "origin": "the database",
+            },
         )
         for assistant in Assistant.objects.order_by("slug")
     ]
 
 
-def handoff_from_rule(rule: HandoffRule) -> HandoffDefinition:
-    return HandoffDefinition(
-        target=rule.target.slug,
-        trigger=rule.trigger,
-        after_tool=rule.after_tool,
-        # The default name is left implicit, as a developer would write it.
-        tool_name="" if rule.tool_name == rule.default_tool_name() else rule.tool_name,
-        description=rule.description,
-        parameters=rule.parameters,
-        required_metadata=tuple(rule.required_metadata),
-        history=rule.history,
-        history_last_n=rule.history_last_n,
-        extra_instructions=rule.extra_instructions,
-        respond_immediately=rule.respond_immediately,
-        enabled=rule.enabled,
-    )
+def handoff_data(rule: HandoffRule) -> dict[str, Any]:
+    return {
+        "target": rule.target.slug,
+        **{name: getattr(rule, name) for name in HANDOFF_SETTINGS},
+        "tool_name": implicit_default(rule),
+    }
 
 
-def consult_from_rule(rule: ConsultRule) -> ConsultDefinition:
-    return ConsultDefinition(
-        specialist=rule.specialist.slug,
-        tool_name="" if rule.tool_name == rule.default_tool_name() else rule.tool_name,
-        description=rule.description,
-        enabled=rule.enabled,
-    )
+def consult_data(rule: ConsultRule) -> dict[str, Any]:
+    return {
+        "specialist": rule.specialist.slug,
+        **{name: getattr(rule, name) for name in CONSULT_SETTINGS},
+        "tool_name": implicit_default(rule),
+    }
+
+
+def implicit_default(rule: HandoffRule | ConsultRule) -> str:
+    """The default tool name is left implicit, as a developer would write it."""
+    return "" if rule.tool_name == rule.default_tool_name() else rule.tool_name

@@ -15,14 +15,14 @@ from typing import Any
 
 from django.conf import settings
 
-from assistants_registry.definitions import AssistantDefinition, DefinitionError
+from assistants_registry.definitions import ASSISTANT_SETTINGS, AssistantDefinition, DefinitionError
 from chatapp.definitions.discovery import discover
-from chatapp.definitions.yaml_files import ASSISTANT_KEYS, from_data, to_data
+from chatapp.definitions.yaml_files import from_data, to_data
 from chatapp.models import Assistant
 
 SETTING = "CHATAPP_ASSISTANT_OVERRIDES"
 ALL = "*"
-OVERRIDABLE = tuple(key for key in ASSISTANT_KEYS if key not in {"slug", "handoffs", "consults"})
+OVERRIDABLE = ASSISTANT_SETTINGS
 
 
 def apply_overrides(

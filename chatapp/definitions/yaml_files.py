@@ -1,4 +1,4 @@
-"""Assistant definitions to and from plain data and YAML (the database: definitions_db.py).
+"""Assistant definitions to and from plain data and YAML (the database: export.py).
 
 The YAML format is the fields of `AssistantDefinition` / `HandoffDefinition` /
 `ConsultDefinition` under a top-level `assistants:` list. Loading is strict (unknown keys,
@@ -14,10 +14,10 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from assistants_registry.definitions import (
     AssistantDefinition,
@@ -45,44 +45,45 @@ HEADER = (
 STRICT = ConfigDict(extra="forbid", strict=True)
 
 
-class HandoffSchema(BaseModel):
-    model_config = STRICT
-    target: str = Field(min_length=1)
-    trigger: Literal["tool", "after_tool"] = "tool"
-    after_tool: str = ""
-    tool_name: str = ""
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    required_metadata: list[str] = Field(default_factory=list)
-    history: Literal["full", "last_n", "none"] = "full"
-    history_last_n: int = Field(6, ge=0)
-    extra_instructions: str = ""
-    respond_immediately: bool = True
-    enabled: bool = True
+def plain(value: Any) -> Any:
+    """Definitions as dicts and tuples as lists, all the way down (a deep copy)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        # `tools=("select_page")` (no comma) is a string, not a tuple: it is left for
+        # validation to report rather than split into letters.
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
 
 
-class ConsultSchema(BaseModel):
-    model_config = STRICT
-    specialist: str = Field(min_length=1)
-    tool_name: str = ""
-    description: str = ""
-    enabled: bool = True
+def schema_of(cls: type, nested: dict[type, type[BaseModel]]) -> type[BaseModel]:
+    """A strict pydantic model of a definition dataclass, field for field: the same types,
+    constraints and defaults, with lists where the dataclass has tuples (YAML has lists)."""
+    hints = get_type_hints(cls, include_extras=True)
+    fields: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        if item.name == "origin":
+            continue
+        annotation = hints[item.name]
+        if get_origin(annotation) is tuple:
+            member = get_args(annotation)[0]
+            annotation = list[nested.get(member, member)]  # type: ignore[index]
+        if item.default_factory is not dataclasses.MISSING:
+            default: Any = Field(default_factory=item.default_factory)
+        else:
+            default = ... if item.default is dataclasses.MISSING else plain(item.default)
+        fields[item.name] = (annotation, default)
+    name = cls.__name__.replace("Definition", "Schema")
+    return create_model(name, __config__=STRICT, **fields)  # type: ignore[call-overload]
 
 
-class AssistantSchema(BaseModel):
-    model_config = STRICT
-    slug: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    description: str = ""
-    instructions: str = ""
-    tools: list[str] = Field(default_factory=list)
-    handoffs: list[HandoffSchema] = Field(default_factory=list)
-    consults: list[ConsultSchema] = Field(default_factory=list)
-    provider: str = ""
-    model: str = ""
-    temperature: float | None = None
-    max_steps: int = Field(8, ge=1)
-    is_entry: bool = False
+HandoffSchema = schema_of(HandoffDefinition, {})
+ConsultSchema = schema_of(ConsultDefinition, {})
+AssistantSchema = schema_of(
+    AssistantDefinition, {HandoffDefinition: HandoffSchema, ConsultDefinition: ConsultSchema}
+)
 
 
 # --- plain data --------------------------------------------------------------------------------
@@ -90,23 +91,20 @@ class AssistantSchema(BaseModel):
 
 def to_data(definition: AssistantDefinition) -> dict[str, Any]:
     """Every field (but the origin) as plain data: lists, not tuples."""
-    data = {key: getattr(definition, key) for key in ASSISTANT_KEYS}
-    data["tools"] = as_list(definition.tools)
-    data["handoffs"] = [handoff_data(handoff) for handoff in definition.handoffs]
-    data["consults"] = [dataclasses.asdict(consult) for consult in definition.consults]
-    return data
+    return {key: plain(getattr(definition, key)) for key in ASSISTANT_KEYS}
 
 
-def handoff_data(handoff: HandoffDefinition) -> dict[str, Any]:
-    data = dataclasses.asdict(handoff)  # a deep copy: parameters may be nested
-    data["required_metadata"] = as_list(handoff.required_metadata)
-    return data
-
-
-def as_list(value: Any) -> Any:
-    # `tools=("select_page")` (no comma) is a string, not a tuple: leave it for validation
-    # to report rather than split it into letters.
-    return value if isinstance(value, str) else list(value)
+def definition_of(cls: type, data: dict[str, Any]) -> Any:
+    """A definition dataclass from validated plain data: tuples where it has tuples."""
+    hints = get_type_hints(cls, include_extras=True)
+    values = {}
+    for key, value in data.items():
+        if get_origin(hints[key]) is tuple:
+            member = get_args(hints[key])[0]
+            nested = dataclasses.is_dataclass(member)
+            value = tuple(definition_of(member, item) if nested else item for item in value)
+        values[key] = value
+    return cls(**values)
 
 
 def from_data(data: Any, *, origin: str, label: str) -> AssistantDefinition:
@@ -115,22 +113,8 @@ def from_data(data: Any, *, origin: str, label: str) -> AssistantDefinition:
         valid = AssistantSchema.model_validate(data)
     except ValidationError as exc:
         raise DefinitionError("\n".join(f"{origin}: {label}: {p}" for p in problems(exc))) from None
-    handoffs = tuple(
-        HandoffDefinition(
-            **handoff.model_dump(exclude={"required_metadata"}),
-            required_metadata=tuple(handoff.required_metadata),
-        )
-        for handoff in valid.handoffs
-    )
-    consults = tuple(ConsultDefinition(**consult.model_dump()) for consult in valid.consults)
-    fields = valid.model_dump(exclude={"tools", *NESTED})
-    return AssistantDefinition(
-        **fields,
-        tools=tuple(valid.tools),
-        handoffs=handoffs,
-        consults=consults,
-        origin=origin,
-    )
+    definition: AssistantDefinition = definition_of(AssistantDefinition, valid.model_dump())
+    return dataclasses.replace(definition, origin=origin)
 
 
 def problems(exc: ValidationError) -> list[str]:
@@ -250,8 +234,8 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 Dumper.add_representer(str, _represent_str)
 
 ASSISTANT_DEFAULTS = to_data(AssistantDefinition(slug="", name=""))
-HANDOFF_DEFAULTS = handoff_data(HandoffDefinition(target=""))
-CONSULT_DEFAULTS = dataclasses.asdict(ConsultDefinition(specialist=""))
+HANDOFF_DEFAULTS = plain(HandoffDefinition(target=""))
+CONSULT_DEFAULTS = plain(ConsultDefinition(specialist=""))
 
 
 def dump_yaml(definitions: Iterable[AssistantDefinition]) -> str:
