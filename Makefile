@@ -15,6 +15,7 @@ run: install
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install
+	@scripts/ensure-chromium "$$PYTEST_ARGS"
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)

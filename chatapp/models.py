@@ -301,10 +301,6 @@ class Run(models.Model):
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
-
 
 class RunStep(models.Model):
     class Kind(models.TextChoices):

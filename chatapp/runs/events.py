@@ -6,7 +6,7 @@ consumer that also read the message from the database can drop overlap and detec
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
@@ -114,8 +114,3 @@ RunEvent = (
     | RunFinished
     | Nested
 )
-
-
-def to_dict(event: RunEvent) -> dict[str, Any]:
-    """A JSON-ready dict, for the channel layer."""
-    return asdict(event)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import template
 from django.utils.safestring import SafeString
 
-from chatapp.web.page import markdown as render_markdown
+from chatapp.web.markdown import markdown as render_markdown
 
 register = template.Library()
 

@@ -111,12 +111,6 @@ def spoken(message_id: int, content: str, status: str, assistant_name: str) -> M
     )
 
 
-def needs_database(event: events.RunEvent) -> bool:
-    """Only what changes the side panels (a tool result, a handoff) reads the database;
-    everything else renders from the event alone, off the database thread."""
-    return isinstance(event, events.ToolResult | events.Handoff)
-
-
 def _side(thread: Thread | None) -> str:
     if thread is None:
         return ""

@@ -1,9 +1,9 @@
-"""From messages and run events to HTML: the thread page and the fragments the websocket
-swaps into it (`hx-swap-oob`).
+"""The thread page: its items (messages, tool steps, consultations, handoffs, errors) read
+from the database, and `partial`/`oob`, which render the page template's partials — for the
+page itself and for the fragments the websocket sends (fragments.py).
 
-Everything a model, a tool or staff wrote is made inert here: Markdown is parsed with raw
-HTML off and the result sanitised with nh3 (no images: no tracking pixels, no data exfil by
-URL); everything else is autoescaped by the templates.
+Answers are rendered as Markdown made inert by markdown.py (the template's `markdown`
+filter); everything else is autoescaped by the templates.
 """
 
 from __future__ import annotations
@@ -12,31 +12,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import nh3
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
-from django.utils.safestring import SafeString, mark_safe
-from markdown_it import MarkdownIt
+from django.utils.safestring import SafeString
 
 from chatapp.models import Message, Run, Thread
 from chatapp.runs import HandoffRecord, ToolResultRecord
 
 THREAD_TEMPLATE = "chat/thread.html"
-MARKDOWN = MarkdownIt("js-default")  # raw HTML in the source is shown as text, not parsed
-ALLOWED_TAGS = nh3.ALLOWED_TAGS - {"img", "area", "map"}
-ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
-
-
-def markdown(text: str) -> SafeString:
-    html = MARKDOWN.render(text)
-    clean = nh3.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        url_schemes=ALLOWED_URL_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
-    )
-    return mark_safe(clean)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The whole product in a real browser: Debian's Chromium driven by Playwright against a live
-Daphne server with websockets. This test does not skip: without Chromium it fails, and
-.ci/run installs Chromium first."""
+Daphne server with websockets. These tests do not skip: without Chromium they fail (`make
+test` and .ci/run install it first); `-m "not browser"` leaves them out."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from asgiref.sync import SyncToAsync
 from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth import get_user_model
@@ -17,6 +18,8 @@ from django.test import override_settings
 from playwright.sync_api import Page, expect, sync_playwright
 
 from assistants_registry.site_editor.models import Page as SitePage
+
+pytestmark = pytest.mark.browser
 
 # The live server is a fork of this process. asgiref's one sync thread, if earlier tests
 # started it, does not survive a fork: give the child a fresh executor, or every database
@@ -53,19 +56,18 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
+        # Chromium first: when it cannot start, nothing else has been started, and the class
+        # cleanups (run by unittest and pytest even when setUpClass fails) stop Playwright, so
+        # its event loop never outlives this class to break the tests that follow.
         # Sync Playwright runs an event loop in this thread; the ORM calls of the test
         # itself are still plain synchronous calls.
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-        super().setUpClass()
+        cls.addClassCleanup(os.environ.pop, "DJANGO_ALLOW_ASYNC_UNSAFE", None)
         cls.playwright = sync_playwright().start()
+        cls.addClassCleanup(cls.playwright.stop)
         cls.browser = cls.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.browser.close()
-        cls.playwright.stop()
-        super().tearDownClass()
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        cls.addClassCleanup(cls.browser.close)
+        super().setUpClass()
 
     def setUp(self) -> None:
         call_command("seed_demo", stdout=io.StringIO())

@@ -7,7 +7,8 @@ import pytest
 from chatapp import services
 from chatapp.models import Message
 from chatapp.runs import events
-from chatapp.web import fragments, page
+from chatapp.web import fragments
+from chatapp.web.markdown import markdown
 from tests.factories import assistant
 
 pytestmark = pytest.mark.django_db
@@ -28,11 +29,11 @@ EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)"><iframe src="//ev
     ],
 )
 def test_markdown_output_is_inert(source, absent):
-    assert absent not in page.markdown(source)
+    assert absent not in markdown(source)
 
 
 def test_markdown_still_formats_and_links_safely():
-    html = page.markdown("**bold** and `code` and [docs](https://example.com)")
+    html = markdown("**bold** and `code` and [docs](https://example.com)")
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html
     assert 'href="https://example.com"' in html and 'rel="noopener noreferrer nofollow"' in html
 
