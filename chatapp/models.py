@@ -267,8 +267,9 @@ class Run(models.Model):
         IN_PROGRESS = "in_progress"
         COMPLETED = "completed"
         FAILED = "failed"
-        CANCELLED = "cancelled"
-        EXPIRED = "expired"
+        CANCELLED = "cancelled"  # stopped by a person
+        INTERRUPTED = "interrupted"  # its server stopped (SIGTERM, SIGINT) while it ran
+        EXPIRED = "expired"  # its process died without a word: noticed by the heartbeat
 
     ACTIVE = (Status.QUEUED, Status.IN_PROGRESS)
 
@@ -279,7 +280,9 @@ class Run(models.Model):
         AssistantVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
     status = models.CharField(max_length=12, choices=Status, default=Status.QUEUED)
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="Shown to the user: plain words.")
+    # For staff: what happened, with the model server's address (credentials removed).
+    error_detail = models.TextField(blank=True)
     usage = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -7,12 +7,14 @@ Services know nothing of the engine: `chatapp.runs` runs what they queue.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from chatapp import versions
@@ -88,22 +90,32 @@ def title_from(text: str, limit: int = 60) -> str:
 
 
 class Cancel(StrEnum):
-    CANCELLED = "cancelled"  # it had not started: cancelled at once
-    ASKED = "asked"  # it is running: it stops at its next flush (chatapp.runs.cancel: at once)
+    CANCELLED = "cancelled"  # it had not started, or nobody was running it: cancelled now
+    ASKED = "asked"  # it is running: it stops at its next flush or heartbeat
     NOTHING_RUNNING = "nothing running"
 
 
-def cancel_run(run: Run) -> Cancel:
-    """Ask an active run to stop. The run keeps its partial text.
+STOPPED = "Stopped."
+GIVEN_UP = "The run stopped answering and was given up."
 
-    Faces call `chatapp.runs.cancel`, which also stops a run of this process at once.
+
+def cancel_run(run: Run) -> Cancel:
+    """Stop an active run. The run keeps its partial text.
+
+    A run that has not started, or whose heartbeat has been silent for a third of the expiry
+    (no process is running it), is cancelled at once; a running one is asked to stop. Faces
+    call `chatapp.runs.cancel`, which also stops a run of this process at once.
     """
-    expire_stale_runs(run.thread)  # a run whose process died cannot hear the request
     now = timezone.now()
-    never_started = Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
-        status=Run.Status.CANCELLED, cancel_requested=True, finished_at=now, error="Stopped."
+    silent = now - timedelta(seconds=settings.CHATAPP_RUN_EXPIRY / 3)
+    not_running = Run.objects.filter(pk=run.pk).filter(
+        Q(status=Run.Status.QUEUED)
+        | Q(status=Run.Status.IN_PROGRESS, heartbeat_at__lt=silent)
+        | Q(status=Run.Status.IN_PROGRESS, heartbeat_at__isnull=True, created_at__lt=silent)
     )
-    if never_started:
+    if not_running.update(
+        status=Run.Status.CANCELLED, cancel_requested=True, finished_at=now, error=STOPPED
+    ):
         return Cancel.CANCELLED
     asked = Run.objects.filter(pk=run.pk, status=Run.Status.IN_PROGRESS).update(
         cancel_requested=True
@@ -111,19 +123,30 @@ def cancel_run(run: Run) -> Cancel:
     return Cancel.ASKED if asked else Cancel.NOTHING_RUNNING
 
 
-def expire_stale_runs(thread: Thread | None = None) -> int:
-    """Mark active runs whose heartbeat stopped (their process died) as expired."""
-    cutoff = timezone.now() - timedelta(seconds=settings.CHATAPP_RUN_EXPIRY)
+@dataclass(frozen=True)
+class Expired:
+    run_id: str
+    thread_id: str
+
+
+def expire_stale_runs(thread: Thread | None = None) -> list[Expired]:
+    """Mark active runs whose heartbeat stopped (their process died) as expired; the runs
+    expired, so that open pages can be told."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.CHATAPP_RUN_EXPIRY)
     stale = Run.objects.filter(status__in=Run.ACTIVE, created_at__lt=cutoff).exclude(
         heartbeat_at__gte=cutoff
     )
     if thread is not None:
         stale = stale.filter(thread=thread)
-    return stale.update(
-        status=Run.Status.EXPIRED,
-        finished_at=timezone.now(),
-        error="The run stopped answering and was given up.",
-    )
+    if not stale.exists():  # the usual answer, in one query
+        return []
+    with transaction.atomic():  # locked and checked again: a run may have beaten meanwhile
+        found = list(stale.select_for_update().values_list("pk", "thread_id"))
+        Run.objects.filter(pk__in=[pk for pk, _ in found]).update(
+            status=Run.Status.EXPIRED, finished_at=now, error=GIVEN_UP
+        )
+    return [Expired(str(pk), str(thread_id)) for pk, thread_id in found]
 
 
 class TitleRejected(ValueError):

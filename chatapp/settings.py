@@ -185,8 +185,15 @@ CHATAPP_MAX_CONSULT_DEPTH = int(os.environ.get("CHATAPP_MAX_CONSULT_DEPTH", "2")
 CHATAPP_TOOL_TIMEOUT = float(os.environ.get("CHATAPP_TOOL_TIMEOUT", "30"))
 # Partial text of a streaming message is written to the database this often (seconds).
 CHATAPP_FLUSH_INTERVAL = float(os.environ.get("CHATAPP_FLUSH_INTERVAL", "1.0"))
-# A run whose heartbeat is older than this is considered dead and marked expired.
-CHATAPP_RUN_EXPIRY = float(os.environ.get("CHATAPP_RUN_EXPIRY", "120"))
+# A run beats every CHATAPP_RUN_EXPIRY / 6 seconds; one whose heartbeat is older than this is
+# dead (its process died) and is marked expired by a sweep of every server process.
+CHATAPP_RUN_EXPIRY = float(os.environ.get("CHATAPP_RUN_EXPIRY", "30"))
+# Every model call ends: after this many seconds in all, or this many without any data
+# (keep-alive comments do not count).
+CHATAPP_MODEL_DEADLINE = float(os.environ.get("CHATAPP_MODEL_DEADLINE", "600"))
+CHATAPP_MODEL_IDLE = float(os.environ.get("CHATAPP_MODEL_IDLE", "60"))
+# On SIGTERM/SIGINT, the runs of a server process are saved as interrupted within this time.
+CHATAPP_SHUTDOWN_GRACE = float(os.environ.get("CHATAPP_SHUTDOWN_GRACE", "5"))
 
 # Assistants defined as code (see `manage.py sync_assistants`): YAML files besides the apps'
 # own assistants.py / assistants.yaml (relative paths are relative to BASE_DIR), and this

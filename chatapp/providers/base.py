@@ -12,7 +12,13 @@ from typing import Any, Literal, Protocol
 
 
 class ProviderError(Exception):
-    """A model call failed; the message is shown to the user as it is, so say it plainly."""
+    """A model call failed. The message is shown to the user as it is: plain words, never a
+    URL, a credential or a traceback. `detail` says what happened, for the log and the admin
+    (with the server's address, its credentials removed)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +76,28 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """The model is sending data that is not text yet (pieces of a tool call): the answer is
+    alive. Providers send it at most about once a second, for the run's idle limit."""
+
+    type: Literal["progress"] = "progress"
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
+    """The end of the answer. `reason` is the model's: "stop" and "tool_calls" are an answer
+    that is whole; "length", "content_filter" and anything else mean it was cut."""
+
     reason: str = "stop"
     type: Literal["finished"] = "finished"
 
+    @property
+    def cut(self) -> bool:
+        return self.reason not in WHOLE
 
-ProviderEvent = TextChunk | ToolCallReady | Usage | Finished
+
+WHOLE = frozenset({"stop", "tool_calls", "function_call"})
+ProviderEvent = TextChunk | ToolCallReady | Usage | Progress | Finished
 
 
 class Provider(Protocol):

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 import openai
@@ -23,6 +25,7 @@ from django.conf import settings
 from chatapp.providers.base import (
     ChatMessage,
     Finished,
+    Progress,
     ProviderError,
     ProviderEvent,
     ProviderRequest,
@@ -35,8 +38,15 @@ from chatapp.providers.base import (
 OPENAI_URL = "https://api.openai.com/v1"
 # A local OpenAI-compatible server (Ollama, vLLM, llama.cpp) wants no key, but the client does.
 PLACEHOLDER_KEY = "not-needed"
+PROGRESS_EVERY = 1.0  # seconds: how often pieces of a tool call say the answer is alive
 
 _ClientKey = tuple[str, str, float, int]
+
+
+class StreamCut(ProviderError):
+    """The stream ended without saying the answer was finished."""
+
+
 # One client per event loop: its connection pool is bound to the loop that opened it.
 _clients: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[_ClientKey, openai.AsyncOpenAI]
@@ -91,21 +101,31 @@ class OpenAIProvider:
         return (api_key or PLACEHOLDER_KEY, base_url or OPENAI_URL, float(timeout), int(retries))
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+        """Stream one answer. A failure before anything was streamed (a timeout after the
+        response headers, a broken connection) is tried again, up to `max_retries` times, as
+        the client itself does for failures before the headers."""
         key = self._client_key()
         client = _client_for(key)
-        where = key[1].rstrip("/")
+        where = redacted(key[1])
         model = request.model or self.default_model
         arguments = create_arguments(request, model)
-        try:
-            async with client.chat.completions.with_streaming_response.create(
-                **arguments
-            ) as response:
-                async for event in decode_stream(response.iter_lines()):
-                    yield event
-        except openai.OpenAIError as exc:
-            raise translate_error(exc, where=where, model=model, timeout=key[2]) from exc
-        except (httpx2.HTTPError, httpx2.StreamError) as exc:  # read errors after the headers
-            raise ProviderError(f"The connection to {where} broke while streaming: {exc}") from exc
+        for attempt in range(key[3] + 1):
+            streamed = False
+            try:
+                async with client.chat.completions.with_streaming_response.create(
+                    **arguments
+                ) as response:
+                    async for event in decode_stream(response.iter_lines()):
+                        streamed = True
+                        yield event
+                return
+            except openai.OpenAIError as exc:
+                raise translate_error(exc, where=where, model=model, timeout=key[2]) from exc
+            except (httpx2.HTTPError, httpx2.StreamError, StreamCut) as exc:  # after the headers
+                error = broken_stream(exc, where=where, timeout=key[2], streamed=streamed)
+                if streamed or attempt == key[3]:
+                    raise error from exc
+                await asyncio.sleep(min(0.5 * 2**attempt, 8))
 
 
 # --- our request -> the wire format ----------------------------------------------------------
@@ -181,7 +201,8 @@ class StreamState:
     def take(self, chunk: dict[str, Any]) -> list[ProviderEvent]:
         """Read one chunk; returns the text it carries, and keeps the rest for the end."""
         if isinstance(chunk.get("error"), dict):  # some servers report failures mid-stream
-            raise ProviderError(f"The model server reported an error: {_message(chunk['error'])}")
+            said = _message(chunk["error"])
+            raise ProviderError(f"The model server reported an error: {said}", said)
         if isinstance(chunk.get("usage"), dict):
             usage = chunk["usage"]
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
@@ -221,9 +242,11 @@ class StreamState:
 
 
 async def decode_stream(lines: AsyncIterator[str]) -> AsyncIterator[ProviderEvent]:
-    """SSE lines -> events. Text as it comes; tool calls, usage and the finish at the end."""
+    """SSE lines -> events. Text as it comes; tool calls, usage and the finish at the end,
+    with a Progress now and then while only pieces of tool calls arrive."""
     state = StreamState()
     done = False
+    last_event = time.monotonic()
     async for line in lines:
         if not line.startswith("data:"):
             continue  # blank separators, ": keep-alive" comments, event:/id: fields
@@ -233,21 +256,42 @@ async def decode_stream(lines: AsyncIterator[str]) -> AsyncIterator[ProviderEven
             break
         try:
             chunk = json.loads(payload)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise ProviderError(
-                f"The model server sent a malformed line: {payload[:80]!r}"
+                "The model server sent a malformed answer.",
+                f"a malformed line: {payload[:80]!r}",
             ) from None
         if not isinstance(chunk, dict):
-            raise ProviderError(f"The model server sent an unexpected line: {payload[:80]!r}")
-        for event in state.take(chunk):
+            raise ProviderError(
+                "The model server sent a malformed answer.", f"an unexpected line: {payload[:80]!r}"
+            )
+        events = state.take(chunk)
+        if not events and time.monotonic() - last_event >= PROGRESS_EVERY:
+            events = [Progress()]
+        for event in events:
             yield event
+        if events:
+            last_event = time.monotonic()
     if not done and not state.finish_reason:
-        raise ProviderError("The model's answer stopped before it was finished.")
+        raise StreamCut("The model's answer stopped before it was finished.", "the stream ended")
     for event in state.final_events():
         yield event
 
 
-# --- errors in plain words -------------------------------------------------------------------
+# --- errors in plain words ---------------------------------------------------------------
+# What users read names no server, URL or key; the detail for the log and the admin names the
+# server by its address with any credentials removed.
+
+
+def redacted(url: str) -> str:
+    """The URL without user, password, query or fragment: safe for a log."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def _message(body: object) -> str:
@@ -256,23 +300,46 @@ def _message(body: object) -> str:
     return str(body) if body else "no details given"
 
 
+def broken_stream(exc: Exception, *, where: str, timeout: float, streamed: bool) -> ProviderError:
+    if isinstance(exc, StreamCut):
+        return ProviderError(str(exc), f"{where}: {exc.detail}")
+    reason = str(exc) or type(exc).__name__
+    detail = f"{where}: {type(exc).__name__} while streaming: {reason}"
+    if isinstance(exc, httpx2.TimeoutException):
+        return ProviderError(
+            f"The model server stopped sending the answer for more than {timeout:g} s.", detail
+        )
+    if streamed:
+        return ProviderError("The connection to the model server broke while it answered.", detail)
+    return ProviderError("The connection to the model server broke before it answered.", detail)
+
+
 def translate_error(
     exc: openai.OpenAIError, *, where: str, model: str, timeout: float
 ) -> ProviderError:
     if isinstance(exc, openai.APITimeoutError):
-        return ProviderError(f"The model server at {where} did not answer within {timeout:g} s.")
+        return ProviderError(
+            f"The model server did not answer within {timeout:g} s.", f"{where}: timed out"
+        )
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
-        return ProviderError(f"Could not reach the model server at {where} ({cause}).")
+        return ProviderError(
+            "The model server could not be reached.", f"{where}: {type(cause).__name__}: {cause}"
+        )
     if not isinstance(exc, openai.APIStatusError):
-        return ProviderError(f"The model call failed: {exc}")
+        return ProviderError("The model call failed.", f"{where}: {type(exc).__name__}: {exc}")
     detail = _message(exc.body)
+    said = f"{where} answered {exc.status_code}: {detail}"
     if isinstance(exc, openai.AuthenticationError):
-        return ProviderError(f"The model server at {where} refused the API key (401): {detail}")
+        return ProviderError(f"The model server refused the API key (401): {detail}", said)
     if isinstance(exc, openai.PermissionDeniedError):
-        return ProviderError(f"The API key may not use this model or endpoint (403): {detail}")
+        return ProviderError(
+            f"The API key may not use this model or endpoint (403): {detail}", said
+        )
     if isinstance(exc, openai.NotFoundError):
-        return ProviderError(f"Model {model!r} was not found at {where} (404): {detail}")
+        return ProviderError(f"The model server has no model {model!r} (404): {detail}", said)
     if isinstance(exc, openai.RateLimitError):
-        return ProviderError(f"The model server is rate limiting or out of quota (429): {detail}")
-    return ProviderError(f"The model server answered {exc.status_code}: {detail}")
+        return ProviderError(
+            f"The model server is rate limiting or out of quota (429): {detail}", said
+        )
+    return ProviderError(f"The model server answered {exc.status_code}: {detail}", said)

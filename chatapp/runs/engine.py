@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +17,14 @@ from assistants_registry.registry import Registry
 from assistants_registry.registry import registry as default_registry
 from chatapp.models import Assistant, Message, Run
 from chatapp.providers import get_provider
-from chatapp.providers.base import ProviderError, TextChunk, ToolCall, ToolCallReady, Usage
+from chatapp.providers.base import (
+    Finished,
+    ProviderError,
+    TextChunk,
+    ToolCall,
+    ToolCallReady,
+    Usage,
+)
 from chatapp.runs import cancellation, context, store, turns
 from chatapp.runs.events import (
     Handoff,
@@ -29,7 +35,7 @@ from chatapp.runs.events import (
     RunStarted,
     TextDelta,
 )
-from chatapp.runs.limits import Budget, Limits, StepCounter, Stop
+from chatapp.runs.limits import Budget, Limits, ModelClock, StepCounter, Stop, cut_reason
 from chatapp.runs.tool_steps import ToolSteps
 
 logger = logging.getLogger(__name__)
@@ -59,24 +65,27 @@ async def execute(
     loop = RunLoop(run, registry, limits, depth=depth, budget=budget, watch=watch)
     question_id, question = await db(turns.question_of)(str(run.pk))
     yield RunStarted(str(run.pk), str(run.thread_id), run.assistant.slug, question_id, question)
-    status, error = Run.Status.COMPLETED, ""
+    status, error, detail = Run.Status.COMPLETED, "", ""
     # The heartbeat says "alive" even while a model thinks for a long time before its first
-    # token, so a slow run is never mistaken for a dead one and expired.
-    heart = asyncio.create_task(beat(run.pk, limits.heartbeat_interval))
+    # token, so a slow run is never mistaken for a dead one and expired; it also hears a Stop
+    # asked in another process while the model is silent.
+    heart = asyncio.create_task(beat(loop.watch, limits.heartbeat_interval))
     try:
         async for event in loop.steps():
             yield event
     except Stop as stop:
         status, error = stop.status, stop.reason
     except cancellation.Cancelled:
-        status, error = Run.Status.CANCELLED, "Stopped."
+        status, error = stopped()
     except ProviderError as exc:
-        status, error = Run.Status.FAILED, str(exc)
+        status, error, detail = Run.Status.FAILED, str(exc), exc.detail
+        logger.warning("Run %s: the model call failed: %s", run.pk, detail or error)
     except context.InstructionsError as exc:
         status, error = Run.Status.FAILED, str(exc)
     except asyncio.CancelledError:  # the task running us was cancelled: keep what we have
+        status, error = stopped()
         await loop.close_message(complete=False)
-        await db(store.finish_run)(run, Run.Status.CANCELLED, "Stopped.", loop.usage)
+        await db(store.finish_run)(run, status, error, loop.usage)
         cancellation.forget(run.pk)
         raise
     except Exception:
@@ -86,15 +95,23 @@ async def execute(
         heart.cancel()
     if (event := await loop.close_message(complete=False)) is not None:
         yield event
-    await db(store.finish_run)(run, status, error, loop.usage)
+    await db(store.finish_run)(run, status, error, loop.usage, detail)
     cancellation.forget(run.pk)
     yield RunFinished(str(run.pk), status, error)
 
 
-async def beat(run_id: Any, interval: float) -> None:
+def stopped() -> tuple[str, str]:
+    """A run stopped from outside: by a person, or by its server shutting down."""
+    if cancellation.shutting_down():
+        return Run.Status.INTERRUPTED, "The server restarted while answering; ask again."
+    return Run.Status.CANCELLED, "Stopped."
+
+
+async def beat(watch: tuple[str, ...], interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        await db(store.beat)(run_id)
+        if await db(store.beat)(watch):
+            cancellation.request(watch[0])  # a Stop asked elsewhere: stop now, not later
 
 
 class RunLoop:
@@ -161,24 +178,36 @@ class RunLoop:
     async def stream_message(
         self, stream: AsyncIterator[Any], assistant: Assistant, calls: list[ToolCall]
     ) -> AsyncIterator[RunEvent]:
+        """One model call, within its time limits; the partial text is saved on a timer,
+        whether or not the model is sending anything."""
         self.message = await db(store.start_message)(self.run, assistant)
-        self.text = ""
+        self.text = saved = ""
         yield MessageStarted(self.run_id, self.message.pk, assistant.slug, assistant.name)
-        flushed_at = time.monotonic()
-        async for chunk in cancellation.interruptible(self.run_id, stream):
-            if isinstance(chunk, TextChunk) and chunk.text:
-                yield TextDelta(self.run_id, self.message.pk, len(self.text), chunk.text)
-                self.text += chunk.text
-            elif isinstance(chunk, ToolCallReady):
-                calls.append(chunk.call)
-            elif isinstance(chunk, Usage):
-                self.usage["prompt_tokens"] += chunk.prompt_tokens
-                self.usage["completion_tokens"] += chunk.completion_tokens
-            if time.monotonic() - flushed_at >= self.limits.flush_interval:
-                flushed_at = time.monotonic()
-                if await db(store.flush)(self.watch, self.message.pk, self.text):
-                    raise Stop(Run.Status.CANCELLED, "Stopped.")
-        yield await self.close_message(complete=True, calls=calls)
+        clock, finished = ModelClock(self.limits), Finished()
+        async with cancellation.StreamReader(self.run_id, stream) as reader:
+            while (chunk := await reader.next(clock.wait())) is not cancellation.END:
+                if chunk is not cancellation.QUIET:
+                    clock.heard()
+                if isinstance(chunk, TextChunk) and chunk.text:
+                    yield TextDelta(self.run_id, self.message.pk, len(self.text), chunk.text)
+                    self.text += chunk.text
+                elif isinstance(chunk, ToolCallReady):
+                    calls.append(chunk.call)
+                elif isinstance(chunk, Usage):
+                    self.usage["prompt_tokens"] += chunk.prompt_tokens
+                    self.usage["completion_tokens"] += chunk.completion_tokens
+                elif isinstance(chunk, Finished):
+                    finished = chunk
+                if clock.flush_due() and self.text != saved:
+                    saved = self.text
+                    if await db(store.flush)(self.watch, self.message.pk, saved):
+                        raise Stop(*stopped())
+                clock.check()
+        completed = await self.close_message(complete=not finished.cut, calls=calls)
+        if completed is not None:
+            yield completed
+        if finished.cut:  # its tool calls may be cut too: they are kept, not run
+            raise Stop(Run.Status.FAILED, cut_reason(finished.reason))
 
     async def close_message(
         self, *, complete: bool, calls: list[ToolCall] | None = None

@@ -87,7 +87,7 @@ class Handoff:
 @dataclass(frozen=True, slots=True)
 class RunFinished:
     run_id: str
-    status: Literal["completed", "failed", "cancelled", "expired"]
+    status: Literal["completed", "failed", "cancelled", "interrupted", "expired"]
     error: str = ""
     type: Literal["run.finished"] = "run.finished"
 

@@ -6,6 +6,7 @@ loop and its tool steps never read settings as they go. Tests and callers may pa
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -28,7 +29,9 @@ class Limits:
     max_consult_depth: int = 2  # 2 lets a specialist consult one more
     tool_timeout: float = 30.0  # seconds, unless a tool sets its own
     flush_interval: float = 1.0  # seconds between saves of a streaming message's text
-    heartbeat_interval: float = 30.0  # seconds between "still alive" marks of the run
+    heartbeat_interval: float = 5.0  # seconds between "still alive" marks of the run
+    model_deadline: float = 600.0  # seconds one model call may take in all
+    model_idle: float = 60.0  # seconds one model call may send no data
 
     @classmethod
     def from_settings(cls) -> Limits:
@@ -37,8 +40,10 @@ class Limits:
             max_consult_depth=settings.CHATAPP_MAX_CONSULT_DEPTH,
             tool_timeout=settings.CHATAPP_TOOL_TIMEOUT,
             flush_interval=settings.CHATAPP_FLUSH_INTERVAL,
-            # Four beats per expiry period: one late beat never gets a live run expired.
-            heartbeat_interval=settings.CHATAPP_RUN_EXPIRY / 4,
+            # Six beats per expiry period: a few late beats never get a live run expired.
+            heartbeat_interval=settings.CHATAPP_RUN_EXPIRY / 6,
+            model_deadline=settings.CHATAPP_MODEL_DEADLINE,
+            model_idle=settings.CHATAPP_MODEL_IDLE,
         )
 
 
@@ -86,3 +91,56 @@ class StepCounter:
         """Count a consultation's model calls against the assistant that asked."""
         if budget is not self.shared:
             self.by_assistant[assistant.pk] += budget.used
+
+
+class ModelClock:
+    """The time limits of one model call: when to save the partial text, and when the call
+    has gone on too long in all or too long without data."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.started = self.heard_at = time.monotonic()
+        self.next_flush = self.started + limits.flush_interval
+
+    def wait(self) -> float:
+        """How long to wait for the next piece before something is due."""
+        due = min(
+            self.next_flush,
+            self.heard_at + self.limits.model_idle,
+            self.started + self.limits.model_deadline,
+        )
+        return due - time.monotonic()
+
+    def heard(self) -> None:
+        self.heard_at = time.monotonic()
+
+    def flush_due(self) -> bool:
+        now = time.monotonic()
+        if now < self.next_flush:
+            return False
+        self.next_flush = now + self.limits.flush_interval
+        return True
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now - self.heard_at >= self.limits.model_idle:
+            raise Stop(
+                Run.Status.FAILED,
+                f"The model sent nothing for {self.limits.model_idle:g} s, "
+                "so the answer was given up.",
+            )
+        if now - self.started >= self.limits.model_deadline:
+            raise Stop(
+                Run.Status.FAILED,
+                f"The model took more than {self.limits.model_deadline:g} s to answer, "
+                "so the answer was given up.",
+            )
+
+
+def cut_reason(reason: str) -> str:
+    """Why an answer the model cut short is incomplete, in plain words."""
+    if reason == "length":
+        return "The answer was cut off: the model reached its length limit."
+    if reason == "content_filter":
+        return "The answer was cut off by the model's content filter."
+    return f"The answer was cut off: the model stopped early (it said “{reason}”)."

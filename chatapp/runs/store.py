@@ -58,8 +58,12 @@ def flush(watch: tuple[str, ...], message_id: int, content: str) -> bool:
     return stop_requested(watch)
 
 
-def beat(run_id: Any) -> None:
-    Run.objects.filter(pk=run_id, status=Run.Status.IN_PROGRESS).update(heartbeat_at=timezone.now())
+def beat(watch: tuple[str, ...]) -> bool:
+    """The run (watch[0]) is alive; True when someone asked to stop it or a run above it."""
+    Run.objects.filter(pk=watch[0], status=Run.Status.IN_PROGRESS).update(
+        heartbeat_at=timezone.now()
+    )
+    return stop_requested(watch)
 
 
 def finish_message(
@@ -254,10 +258,15 @@ def open_consultation(
     return run
 
 
-def finish_run(run: Run, status: str, error: str, usage: dict[str, int]) -> None:
+def finish_run(run: Run, status: str, error: str, usage: dict[str, int], detail: str = "") -> None:
     now = timezone.now()
     with transaction.atomic():
         Run.objects.filter(pk=run.pk).update(
-            status=status, error=error, usage=usage, finished_at=now, heartbeat_at=now
+            status=status,
+            error=error,
+            error_detail=detail,
+            usage=usage,
+            finished_at=now,
+            heartbeat_at=now,
         )
         Thread.objects.filter(pk=run.thread_id).update(updated_at=now)
