@@ -29,9 +29,24 @@ class MessageRejected(ValueError):
     """The message cannot be accepted; the text says why."""
 
 
+class ThreadGone(MessageRejected):
+    """The thread was deleted (in another tab, say) before the message arrived."""
+
+
+def storable(text: str) -> bool:
+    """Whether the text can be stored: JSON allows lone surrogates ("\\ud800"), UTF-8 not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def clean_text(text: Any) -> str:
     if not isinstance(text, str) or not text.strip():
         raise MessageRejected("Write a message first.")
+    if not storable(text):
+        raise MessageRejected("That message holds characters that are not valid text.")
     text = text.strip()
     limit = settings.CHATAPP_MAX_MESSAGE_CHARS
     if len(text) > limit:
@@ -55,7 +70,9 @@ def send_message(thread: Thread, text: Any, *, client_id: str | None = None) -> 
     thread with an active run refuses the message (ThreadBusy) and writes nothing.
     """
     text = clean_text(text)
-    if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 64):
+    if client_id is not None and (
+        not isinstance(client_id, str) or not 0 < len(client_id) <= 64 or not storable(client_id)
+    ):
         raise MessageRejected("client_id must be a string of 1 to 64 characters.")
     if client_id:
         existing = thread.messages.filter(client_id=client_id).select_related("run").first()
@@ -64,19 +81,30 @@ def send_message(thread: Thread, text: Any, *, client_id: str | None = None) -> 
     expire_stale_runs(thread)
     try:
         with transaction.atomic():
+            # The thread as it is now: a handoff or another tab may have changed it.
+            current = (
+                Thread.objects.select_for_update()
+                .filter(pk=thread.pk)
+                .values("current_assistant_id", "title")
+                .first()
+            )
+            if current is None:
+                raise ThreadGone("This chat was deleted.")
+            assistant_id = current["current_assistant_id"]
             run = Run.objects.create(
                 thread=thread,
-                assistant_id=thread.current_assistant_id,
-                assistant_version=versions.latest(thread.current_assistant_id),
+                assistant_id=assistant_id,
+                assistant_version=versions.latest(assistant_id),
             )
             message = Message.objects.create(
                 thread=thread, run=run, role=Message.Role.USER, content=text, client_id=client_id
             )
-            fields = ["updated_at"]
-            if not thread.title:
-                thread.title = title_from(text)
-                fields.append("title")
-            thread.save(update_fields=fields)
+            changes: dict[str, Any] = {"updated_at": timezone.now()}
+            if not current["title"]:
+                changes["title"] = title_from(text)
+            Thread.objects.filter(pk=thread.pk).update(**changes)
+            for name, value in changes.items():
+                setattr(thread, name, value)
     except IntegrityError:
         if client_id and (existing := thread.messages.filter(client_id=client_id).first()):
             return existing, existing.run  # the same message, sent twice at the same moment

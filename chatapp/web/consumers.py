@@ -8,20 +8,23 @@ closed socket never stops it.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from chatapp import runs, services
 from chatapp.models import Message, Run, Thread
 from chatapp.web import broadcast, fragments
 from chatapp.web.access import owned_threads
 
-MAX_FRAME_CHARS = 16_000  # a message of CHATAPP_MAX_MESSAGE_CHARS, JSON-escaped, fits
+logger = logging.getLogger(__name__)
 FRAMES_PER_WINDOW, WINDOW_SECONDS = 20, 10.0
+SOMETHING_WRONG = "Something went wrong on our side; please try again."
 ALLOWED_KEYS = {"type", "text", "client_id", "HEADERS"}  # htmx's ws-send adds HEADERS
 
 
@@ -74,8 +77,11 @@ class ThreadConsumer(AsyncWebsocketConsumer):
     # --- from the browser -------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Whatever arrives, the socket lives on: a frame we refuse gets a notice saying why."""
         try:
             self.count_frame()
+            if bytes_data is not None:
+                raise FrameError("Malformed frame: send text, not binary data.")
             frame = parse_frame(text_data)
             if frame["type"] == "cancel":
                 await database_sync_to_async(self.cancel)()
@@ -83,6 +89,9 @@ class ThreadConsumer(AsyncWebsocketConsumer):
                 await self.post(frame["text"], frame.get("client_id"))
         except (FrameError, services.MessageRejected, services.ThreadBusy) as exc:
             await self.send(text_data=fragments.notice(str(exc)))
+        except Exception:
+            logger.exception("A frame on thread %s failed", self.thread.pk)
+            await self.send(text_data=fragments.notice(SOMETHING_WRONG))
 
     def count_frame(self) -> None:
         now = time.monotonic()
@@ -128,16 +137,25 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=fragments.text_fragment(message_id, fresh))
 
 
+def max_frame_chars() -> int:
+    """The longest frame: a message of CHATAPP_MAX_MESSAGE_CHARS, every character escaped
+    (JSON doubles quotes, backslashes and line breaks), with room for the other fields."""
+    return 2 * settings.CHATAPP_MAX_MESSAGE_CHARS + 1_000
+
+
 def parse_frame(text_data: str | None) -> dict[str, Any]:
     """The client's frame, validated: {"type": "message", "text", "client_id"} or
     {"type": "cancel"}. Anything else is a FrameError with a reason."""
     if not text_data:
         raise FrameError("Empty frame.")
-    if len(text_data) > MAX_FRAME_CHARS:
-        raise FrameError("That message is too long.")
+    if len(text_data) > max_frame_chars():
+        raise FrameError(
+            f"That message is too long (the limit is {settings.CHATAPP_MAX_MESSAGE_CHARS} "
+            "characters)."
+        )
     try:
         frame = json.loads(text_data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: [[[[… nested thousands deep
         raise FrameError("Malformed frame: not JSON.") from None
     if not isinstance(frame, dict) or frame.get("type") not in ("message", "cancel"):
         raise FrameError('Malformed frame: "type" must be "message" or "cancel".')
@@ -148,3 +166,10 @@ def parse_frame(text_data: str | None) -> dict[str, Any]:
     if frame.get("client_id") == "":
         frame["client_id"] = None
     return frame
+
+
+class NoSuchSocket(AsyncWebsocketConsumer):
+    """Any other websocket path: refused, as an unknown thread is."""
+
+    async def connect(self) -> None:
+        await self.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -76,7 +77,12 @@ def new_thread(request: HttpRequest) -> HttpResponse:
 @require_safe
 def thread_page(request: HttpRequest, thread_id: UUID) -> HttpResponse:
     thread = get_owned_thread(request, thread_id)
-    return render(request, "chat/thread.html", {"thread": thread, **thread_context(thread)})
+    context = {
+        "thread": thread,
+        "max_message_chars": settings.CHATAPP_MAX_MESSAGE_CHARS,
+        **thread_context(thread),
+    }
+    return render(request, "chat/thread.html", context)
 
 
 @login_required

@@ -290,3 +290,74 @@ async def test_a_fragment_that_fails_to_render_does_not_stop_the_run(
     run = await Run.objects.aget(thread=thread)
     assert run.status == Run.Status.COMPLETED
     await communicator.disconnect()
+
+
+# --- frames of any shape: a notice, and the socket lives on ----------------------------------
+
+
+async def still_alive(communicator) -> None:
+    """The socket still answers: a frame it refuses gets a notice, not a close."""
+    await communicator.send_to(text_data='{"type": "ping"}')
+    assert "must be" in await communicator.receive_from()
+
+
+@pytest.mark.parametrize(
+    ("frame", "said"),
+    [
+        ("[" * 5000 + "]" * 5000, "Malformed frame: not JSON."),
+        ('{"type": "message", "text": "\\ud800"}', "characters that are not valid text"),
+        ('{"type": "message", "text": "hi", "client_id": "\\udfff"}', "client_id must be"),
+    ],
+    ids=["nested 5000 deep", "a lone surrogate", "a lone surrogate in client_id"],
+)
+async def test_a_strange_frame_gets_a_notice_and_the_socket_lives_on(thread, user, frame, said):
+    communicator, _ = await connect(thread.pk, user)
+    await communicator.receive_from()
+    await communicator.send_to(text_data=frame)
+    assert said in html.unescape(await communicator.receive_from())
+    await still_alive(communicator)
+    assert not await Message.objects.filter(thread=thread).aexists()
+    await communicator.disconnect()
+
+
+async def test_a_binary_frame_gets_a_notice(thread, user):
+    communicator, _ = await connect(thread.pk, user)
+    await communicator.receive_from()
+    await communicator.send_to(bytes_data=b"\x00\x01")
+    assert "not binary data" in await communicator.receive_from()
+    await still_alive(communicator)
+    await communicator.disconnect()
+
+
+async def test_a_message_to_a_thread_deleted_meanwhile_gets_a_notice(thread, user):
+    communicator, _ = await connect(thread.pk, user)
+    await communicator.receive_from()
+    await sync_to_async(services.delete_thread)(thread)
+    await communicator.send_json_to({"type": "message", "text": "anyone there?"})
+    assert "This chat was deleted." in await communicator.receive_from()
+    await still_alive(communicator)
+    await communicator.disconnect()
+
+
+async def test_an_unknown_socket_path_is_refused_not_an_error(user):
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/nowhere/",
+        headers=[(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")],
+    )
+    connected, _ = await communicator.connect()
+    assert connected is False
+
+
+async def test_the_frame_limit_follows_the_message_limit(thread, user, settings, script):
+    settings.CHATAPP_MAX_MESSAGE_CHARS = 20_000
+    script(Say("Read it all."))
+    communicator, _ = await connect(thread.pk, user)
+    await communicator.receive_from()
+    long_text = "x" * 19_000  # more than the old fixed 16,000-character cap
+    await communicator.send_json_to({"type": "message", "text": long_text})
+    await frames_until(communicator, 'data-running="false"')
+    assert (await Message.objects.aget(role="user")).content == long_text
+    await communicator.send_json_to({"type": "message", "text": "y" * 45_000})
+    assert "the limit is 20000 characters" in await communicator.receive_from()
+    await communicator.disconnect()

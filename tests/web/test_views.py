@@ -284,6 +284,12 @@ def test_the_thread_page_shows_the_thread(ada, thread):
     assert f"/ws/threads/{thread.pk}/" in html
 
 
+def test_the_composer_takes_as_many_characters_as_the_setting_allows(ada, thread, settings):
+    settings.CHATAPP_MAX_MESSAGE_CHARS = 12_345
+    html = ada.get(thread_urls(thread.pk)["thread"]).content.decode()
+    assert 'maxlength="12345"' in html
+
+
 @pytest.mark.django_db(transaction=True)  # say() reaches the database from another thread
 def test_a_whole_conversation_renders_without_inline_code(client, site_editor, user):
     from chatapp.runs import say
