@@ -83,20 +83,15 @@ async def execute(
     except context.InstructionsError as exc:
         status, error = Run.Status.FAILED, str(exc)
     except asyncio.CancelledError:  # the task running us was cancelled: keep what we have
-        status, error = stopped()
-        await loop.close_message(complete=False)
-        await db(store.finish_run)(run, status, error, loop.usage)
-        cancellation.forget(run.pk)
+        await loop.end(*stopped())
         raise
     except Exception:
         logger.exception("Run %s crashed", run.pk)
         status, error = Run.Status.FAILED, "Something went wrong on our side; the run stopped."
     finally:
         heart.cancel()
-    if (event := await loop.close_message(complete=False)) is not None:
+    if (event := await loop.end(status, error, detail)) is not None:
         yield event
-    await db(store.finish_run)(run, status, error, loop.usage, detail)
-    cancellation.forget(run.pk)
     yield RunFinished(str(run.pk), status, error)
 
 
@@ -228,6 +223,20 @@ class RunLoop:
         status = "complete" if complete else "incomplete"
         name = message.assistant.name if message.assistant else ""
         return MessageCompleted(self.run_id, message.pk, self.text, status, name)
+
+    async def end(self, status: str, error: str, detail: str = "") -> MessageCompleted | None:
+        """Write the end of the run — its unfinished message, as far as it got, and its
+        status — in one call, so that a cancellation arriving meanwhile cannot split them."""
+        message, self.message = self.message, None
+        index = self.next_index() if message is not None else 0
+        await db(store.end_run)(
+            self.run, status, error, dict(self.usage), detail, message, self.text, index
+        )
+        cancellation.forget(self.run_id)
+        if message is None:
+            return None
+        name = message.assistant.name if message.assistant else ""
+        return MessageCompleted(self.run_id, message.pk, self.text, "incomplete", name)
 
     def child_events(self, run_id: Any, budget: Budget) -> AsyncIterator[RunEvent]:
         return execute(

@@ -258,9 +258,23 @@ def open_consultation(
     return run
 
 
-def finish_run(run: Run, status: str, error: str, usage: dict[str, int], detail: str = "") -> None:
-    now = timezone.now()
+def end_run(
+    run: Run,
+    status: str,
+    error: str,
+    usage: dict[str, int],
+    detail: str,
+    unfinished: Message | None,
+    text: str,
+    step_index: int,
+) -> None:
+    """The run's status, and the message it was writing (kept as far as it got): together."""
     with transaction.atomic():
+        if unfinished is not None:
+            finish_message(
+                run, unfinished, text, [], complete=False, step_index=step_index, usage=usage
+            )
+        now = timezone.now()
         Run.objects.filter(pk=run.pk).update(
             status=status,
             error=error,

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from chatapp import services
+from chatapp import runs, services
 from chatapp.models import Assistant, Thread
-from chatapp.runs import describe_metadata, events, say
+from chatapp.runs import describe_metadata, events
 from chatapp.services import MessageRejected, ThreadBusy
 
 
+class Quit(Exception):
+    """Ctrl-C twice: leave the chat."""
+
+
 class Command(BaseCommand):
-    help = "Chat with the assistants in the terminal. An empty line or Ctrl-D ends the chat."
+    help = "Chat with the assistants in the terminal. Ctrl-C stops an answer."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("assistant", nargs="?", help="slug of the first assistant")
@@ -27,20 +34,54 @@ class Command(BaseCommand):
         self.quiet = options["quiet"]
         user, _ = get_user_model().objects.get_or_create(username=options["user"])
         thread = self.open_thread(user, options["assistant"], options["thread"])
-        self.stdout.write(f"Thread {thread.pk} with {thread.current_assistant.name}.")
+        self.stdout.write(
+            f"Thread {thread.pk} with {thread.current_assistant.name}. "
+            "Ctrl-C stops an answer; an empty line, Ctrl-D or Ctrl-C at the prompt ends the chat."
+        )
         while True:
             self.stdout.write("you> ", ending="")
             self.stdout.flush()
-            line = sys.stdin.readline()
+            try:
+                line = sys.stdin.readline()
+            except KeyboardInterrupt:
+                line = ""
             if not line.strip():
                 break
             try:
-                run = say(thread, line, on_event=self.show)
-            except (MessageRejected, ThreadBusy) as exc:
-                self.stderr.write(str(exc))
-                continue
-            if run.error:
-                self.stderr.write(f"[{run.status}] {run.error}")
+                asyncio.run(self.answer(thread, line))
+            except Quit:
+                self.stdout.write("")
+                raise SystemExit(130) from None
+
+    async def answer(self, thread: Thread, line: str) -> None:
+        """Post the line and show the run as it happens. The first Ctrl-C stops the run, as
+        Stop does in the browser (what was written is kept); the next one quits."""
+        try:
+            _, run = await sync_to_async(services.send_message)(thread, line)
+        except (MessageRejected, ThreadBusy) as exc:
+            self.stderr.write(str(exc))
+            return
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        assert task is not None
+        stopping: list[asyncio.Task[bool]] = []
+
+        def interrupted() -> None:
+            if stopping:  # the second Ctrl-C: quit; the run records itself as stopped
+                task.cancel()
+                return
+            self.stderr.write("\nStopping… (Ctrl-C again quits)")
+            stopping.append(asyncio.ensure_future(sync_to_async(runs.cancel)(run)))
+
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+        try:
+            async for event in runs.execute(run.pk):
+                self.show(event)
+        except asyncio.CancelledError:
+            raise Quit from None
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            await asyncio.gather(*stopping, return_exceptions=True)
+        await thread.arefresh_from_db()
 
     def open_thread(self, user: Any, slug: str | None, thread_id: str | None) -> Thread:
         if thread_id:
@@ -76,6 +117,9 @@ class Command(BaseCommand):
                     write(f"{self.speaker}> {content}")
                 else:
                     write(" [interrupted]" if status == "incomplete" else "")
+            case events.RunFinished(status=status, error=error) if error:
+                self.stdout.flush()
+                self.stderr.write(f"[{status}] {error}")
             case events.ToolCalled(name=name, arguments=arguments) if not self.quiet:
                 write(f"  → {name}({arguments})")
             case events.ToolResult(output=output, is_error=is_error) if not self.quiet:
