@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from chatapp.runs import events
 from chatapp.runs.api import EventHandler, asay, cancel, say
+from chatapp.runs.cancellation import shut_down
 from chatapp.runs.context import InstructionsError
 from chatapp.runs.engine import execute
 from chatapp.runs.limits import Limits
@@ -50,5 +51,6 @@ __all__ = [
     "sample_context",
     "sample_metadata",
     "say",
+    "shut_down",
     "template_error",
 ]

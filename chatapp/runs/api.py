@@ -40,13 +40,13 @@ def say(
     return async_to_sync(asay)(thread, text, client_id=client_id, on_event=on_event)
 
 
-def cancel(run: Run) -> bool:
-    """Stop an active run, wherever it runs; False when it had already finished.
+def cancel(run: Run) -> services.Cancel:
+    """Stop an active run, wherever it runs (see services.cancel_run for the outcomes).
 
-    The database flag reaches a run in any process at its next flush; a run in this process
-    also stops at once, even while its model is silent.
+    The database flag reaches a run in any process at its next flush or heartbeat; a run in
+    this process also stops at once, even while its model is silent.
     """
     outcome = services.cancel_run(run)
     if outcome == services.Cancel.ASKED:
         cancellation.request(run.pk)
-    return outcome != services.Cancel.NOTHING_RUNNING
+    return outcome

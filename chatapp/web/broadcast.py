@@ -26,7 +26,7 @@ from channels.layers import get_channel_layer
 
 from chatapp.models import Thread
 from chatapp.runs import events, execute
-from chatapp.web import fragments
+from chatapp.web import fragments, lifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +40,16 @@ def group_name(thread_id: Any) -> str:
 
 def start(run_id: Any, thread_id: Any) -> asyncio.Task[None]:
     """Run `run_id` in the background of this process, broadcasting as it goes."""
+    keep_watch()
     task = asyncio.get_running_loop().create_task(Broadcaster(run_id, thread_id).run())
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return task
+
+
+def keep_watch() -> None:
+    """Start this process's sweep for dead runs and its shutdown hook (lifecycle.py), once."""
+    lifecycle.watch(_tasks)
 
 
 async def wait_for_all() -> None:
@@ -84,6 +90,11 @@ class Broadcaster:
                     continue
                 await self.flush()
                 await self.send_html(event, thread)
+        except asyncio.CancelledError:  # the server is shutting down: the run has saved itself
+            await run_events.aclose()
+            await self.flush()
+            await lifecycle.tell_pages_it_ended(self.run_id, self.thread_id)
+            raise
         except Exception:
             logger.exception("Broadcasting run %s failed", self.run_id)
         finally:

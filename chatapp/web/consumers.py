@@ -19,7 +19,7 @@ from django.conf import settings
 
 from chatapp import runs, services
 from chatapp.models import Message, Run, Thread
-from chatapp.web import broadcast, fragments
+from chatapp.web import broadcast, fragments, lifecycle
 from chatapp.web.access import owned_threads
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         self.recent: deque[float] = deque()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        broadcast.keep_watch()
         html, self.known = await database_sync_to_async(self.current_state)()
         await self.send(text_data=html)
 
@@ -84,7 +85,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
                 raise FrameError("Malformed frame: send text, not binary data.")
             frame = parse_frame(text_data)
             if frame["type"] == "cancel":
-                await database_sync_to_async(self.cancel)()
+                await self.cancel()
             else:
                 await self.post(frame["text"], frame.get("client_id"))
         except (FrameError, services.MessageRejected, services.ThreadBusy) as exc:
@@ -107,10 +108,13 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         if run.status == Run.Status.QUEUED:
             broadcast.start(run.pk, self.thread.pk)
 
-    def cancel(self) -> None:
-        run = self.thread.runs.filter(status__in=Run.ACTIVE).first()
-        if run is None or not runs.cancel(run):
+    async def cancel(self) -> None:
+        run = await self.thread.runs.filter(status__in=Run.ACTIVE).afirst()
+        outcome = await database_sync_to_async(runs.cancel)(run) if run else None
+        if outcome in (None, services.Cancel.NOTHING_RUNNING):
             raise FrameError("Nothing is running.")
+        if outcome == services.Cancel.CANCELLED:  # nobody runs it to say so: we do
+            await lifecycle.tell_pages_it_ended(run.pk, self.thread.pk)
 
     # --- from the thread's group -------------------------------------------------------------
 
