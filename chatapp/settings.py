@@ -192,6 +192,11 @@ CHATAPP_RUN_EXPIRY = float(os.environ.get("CHATAPP_RUN_EXPIRY", "30"))
 # (keep-alive comments do not count).
 CHATAPP_MODEL_DEADLINE = float(os.environ.get("CHATAPP_MODEL_DEADLINE", "600"))
 CHATAPP_MODEL_IDLE = float(os.environ.get("CHATAPP_MODEL_IDLE", "60"))
+# A page (and the frame a websocket sends on connect) shows the latest messages that fit in
+# about this many characters, and loads earlier ones on demand; a message or a tool result
+# longer than CHATAPP_SHOWN_CHARS is shown shortened, with a link to the whole text.
+CHATAPP_PAGE_CHARS = int(os.environ.get("CHATAPP_PAGE_CHARS", "200000"))
+CHATAPP_SHOWN_CHARS = int(os.environ.get("CHATAPP_SHOWN_CHARS", "50000"))
 # On SIGTERM/SIGINT, the runs of a server process are saved as interrupted within this time.
 CHATAPP_SHUTDOWN_GRACE = float(os.environ.get("CHATAPP_SHUTDOWN_GRACE", "5"))
 

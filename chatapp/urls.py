@@ -10,6 +10,8 @@ urlpatterns = [
     path("", views.thread_list, name="threads"),
     path("threads/new/", views.new_thread, name="new_thread"),
     path("threads/<uuid:thread_id>/", views.thread_page, name="thread"),
+    path("threads/<uuid:thread_id>/earlier/", views.earlier_messages, name="earlier_messages"),
+    path("messages/<int:message_id>/text/", views.message_text, name="message_text"),
     path("threads/<uuid:thread_id>/rename/", views.rename_thread, name="rename_thread"),
     path("threads/<uuid:thread_id>/delete/", views.delete_thread, name="delete_thread"),
     path(

@@ -63,8 +63,10 @@ async def execute(
         return
     limits = limits or Limits.from_settings()
     loop = RunLoop(run, registry, limits, depth=depth, budget=budget, watch=watch)
-    question_id, question = await db(turns.question_of)(str(run.pk))
-    yield RunStarted(str(run.pk), str(run.thread_id), run.assistant.slug, question_id, question)
+    question_id, question, client_id = await db(turns.question_of)(str(run.pk))
+    yield RunStarted(
+        str(run.pk), str(run.thread_id), run.assistant.slug, question_id, question, client_id
+    )
     status, error, detail = Run.Status.COMPLETED, "", ""
     # The heartbeat says "alive" even while a model thinks for a long time before its first
     # token, so a slow run is never mistaken for a dead one and expired; it also hears a Stop

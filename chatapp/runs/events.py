@@ -17,6 +17,7 @@ class RunStarted:
     assistant: str  # slug
     question_id: int = 0  # the user's message the run answers, for pages that show it
     question: str = ""
+    client_id: str = ""  # the id the page gave that message: the page knows it arrived
     type: Literal["run.started"] = "run.started"
 
 

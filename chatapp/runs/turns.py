@@ -21,14 +21,14 @@ class Turn:
     stop_requested: bool
 
 
-def question_of(run_id: str) -> tuple[int, str]:
-    """The user's message a run answers (id, text), or (0, "")."""
+def question_of(run_id: str) -> tuple[int, str, str]:
+    """The user's message a run answers (id, text, client id), or (0, "", "")."""
     found = (
         Message.objects.filter(run_id=run_id, role=Message.Role.USER)
-        .values_list("pk", "content")
+        .values_list("pk", "content", "client_id")
         .first()
     )
-    return found or (0, "")
+    return (found[0], found[1], found[2] or "") if found else (0, "", "")
 
 
 def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:

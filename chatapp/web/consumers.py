@@ -25,6 +25,11 @@ from chatapp.web.access import owned_threads
 logger = logging.getLogger(__name__)
 FRAMES_PER_WINDOW, WINDOW_SECONDS = 20, 10.0
 SOMETHING_WRONG = "Something went wrong on our side; please try again."
+# Well under the 1 MiB a websocket message may have; pages are built to stay under it
+# (CHATAPP_PAGE_CHARS, CHATAPP_SHOWN_CHARS), this is the last guard.
+MAX_SEND_BYTES = 768 * 1024
+TEXT_PIECE = 32_000  # characters of streamed text per frame, at most 4 bytes each
+TOO_BIG = "Part of this conversation is too large to show here; reload the page."
 ALLOWED_KEYS = {"type", "text", "client_id", "HEADERS"}  # htmx's ws-send adds HEADERS
 
 
@@ -48,7 +53,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         await self.accept()
         broadcast.keep_watch()
         html, self.known = await database_sync_to_async(self.current_state)()
-        await self.send(text_data=html)
+        await self.send_html(html)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -119,7 +124,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
     # --- from the thread's group -------------------------------------------------------------
 
     async def chat_html(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=event["html"])
+        await self.send_html(event["html"])
 
     async def chat_text(self, event: dict[str, Any]) -> None:
         message_id, offset, text = event["message_id"], event["offset"], event["text"]
@@ -136,9 +141,18 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             )
             return
         fresh = text[shown - offset :]
-        if fresh:
-            self.known[message_id] = shown + len(fresh)
-            await self.send(text_data=fragments.text_fragment(message_id, fresh))
+        self.known[message_id] = shown + len(fresh)
+        for start in range(0, len(fresh), TEXT_PIECE):  # a long resync: in several frames
+            piece = fresh[start : start + TEXT_PIECE]
+            await self.send_html(fragments.text_fragment(message_id, piece))
+
+    async def send_html(self, html: str) -> None:
+        """Every frame to the page goes through here: none may be larger than a websocket
+        message may be (Daphne and browsers close the socket past 1 MiB)."""
+        if len(html) > MAX_SEND_BYTES // 4 and len(html.encode()) > MAX_SEND_BYTES:
+            logger.error("A %d-character frame for thread %s was not sent", len(html), self.group)
+            html = fragments.notice(TOO_BIG)
+        await self.send(text_data=html)
 
 
 def max_frame_chars() -> int:

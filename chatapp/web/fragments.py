@@ -10,6 +10,7 @@ from __future__ import annotations
 from chatapp.models import Assistant, Message, Run, Thread
 from chatapp.runs import HandoffRecord, events
 from chatapp.web.page import (
+    SHOWN_ERRORS,
     Item,
     ToolStep,
     handoff_item,
@@ -51,7 +52,12 @@ def event_fragments(
             return event_fragments(inner, None, container)
         case events.RunStarted(question_id=question_id, question=question):
             # Every tab of the thread shows the question, not only the one that sent it.
-            asked = Message(pk=question_id, role=Message.Role.USER, content=question)
+            asked = Message(
+                pk=question_id,
+                role=Message.Role.USER,
+                content=question,
+                client_id=event.client_id or None,
+            )
             shown = append(Item("user", asked), into) if question_id else ""
             title = oob("title", thread=thread) if thread else ""  # the first message names it
             return shown + title + oob("run_status", running=True)
@@ -67,10 +73,12 @@ def event_fragments(
             item_kind = "consult" if kind == "consult" else "tool"
             return append(Item(item_kind, step=ToolStep(f"s{step_id}", name, arguments)), into)
         case events.ToolResult(step_id=step_id, output=output, is_error=is_error, kind="consult"):
-            step = ToolStep(f"s{step_id}", "", "", output, is_error)
+            step = ToolStep(f"s{step_id}", "", "")
+            step.answered(output, is_error)
             return oob("consult_answer", step=step) + (_side(thread) if not nested else "")
         case events.ToolResult(step_id=step_id, name=name, output=output, is_error=is_error):
-            step = ToolStep(f"s{step_id}", name, event.arguments, output, is_error)
+            step = ToolStep(f"s{step_id}", name, event.arguments)
+            step.answered(output, is_error)
             return oob("item", item=Item("tool", step=step)) + (_side(thread) if not nested else "")
         case events.Handoff(source_name=source, target_name=target, metadata=metadata):
             handoff = HandoffRecord(source_name=source, target_name=target, metadata=metadata)
@@ -80,7 +88,7 @@ def event_fragments(
             side = _side(thread)  # reloads the thread: its assistant has changed
             return banner + oob("badge", thread=thread) + side
         case events.RunFinished(status=status, error=error):
-            shown = error if status in (Run.Status.FAILED, Run.Status.EXPIRED) else ""
+            shown = error if status in SHOWN_ERRORS else ""
             banner = append(Item("error", text=shown), into) if shown else ""
             return banner + oob("run_status", running=False)
     return ""

@@ -8,6 +8,7 @@ filter); everything else is autoescaped by the templates.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +33,16 @@ class ToolStep:
     arguments: str
     result: str | None = None
     is_error: bool = False
+    result_length: int = 0  # the whole result's length, when only its start is shown
+    result_id: int | None = None  # its message, to download the whole result
 
     @property
     def running(self) -> bool:
         return self.result is None
+
+    def answered(self, result: str, is_error: bool) -> None:
+        self.result, self.result_length = shortened(result)
+        self.is_error = is_error
 
     @property
     def question(self) -> str:
@@ -55,15 +62,63 @@ class Item:
     step: ToolStep | None = None
     text: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    full_length: int = 0  # the whole message's length, when only its start is shown
+
+    def __post_init__(self) -> None:
+        if self.message is not None and not self.streaming:
+            content, self.full_length = shortened(self.message.content)
+            if self.full_length:  # a copy: the message itself keeps its text
+                self.message = copy.copy(self.message)
+                self.message.content = content
 
 
-def timeline(thread: Thread) -> list[Item]:
-    """The page's items from the thread's history, in two queries."""
-    messages = list(thread.messages.select_related("assistant").order_by("id"))
-    failed = {
-        run.pk: run.error
-        for run in thread.runs.filter(status__in=[Run.Status.FAILED, Run.Status.EXPIRED])
-    }
+# Runs whose end the page shows as an error under their last message.
+SHOWN_ERRORS = (Run.Status.FAILED, Run.Status.INTERRUPTED, Run.Status.EXPIRED)
+
+
+def shortened(text: str) -> tuple[str, int]:
+    """At most CHATAPP_SHOWN_CHARS of a text, and its whole length if it was cut (else 0):
+    one huge message must not make a page, or a websocket frame, too big to send."""
+    limit = settings.CHATAPP_SHOWN_CHARS
+    return (text, 0) if len(text) <= limit else (text[:limit], len(text))
+
+
+@dataclass
+class Window:
+    """The part of a thread a page shows: its latest messages, within a size budget."""
+
+    items: list[Item]
+    earlier: int | None = None  # load the messages before this id to see more
+
+
+def window(thread: Thread, before: int | None = None) -> Window:
+    """The latest messages (before `before`) that fit in CHATAPP_PAGE_CHARS, starting at a
+    user's message so that no tool call is cut from its result; at least the latest turn."""
+    found = thread.messages.select_related("assistant").order_by("-id")
+    if before is not None:
+        found = found.filter(pk__lt=before)
+    budget, taken, size = settings.CHATAPP_PAGE_CHARS, [], 0
+    for message in found.iterator(chunk_size=100):
+        if size >= budget and taken and taken[-1].role == Message.Role.USER:
+            return Window(timeline(thread, taken[::-1]), earlier=taken[-1].pk)
+        taken.append(message)
+        size += displayed_size(message)
+    return Window(timeline(thread, taken[::-1]))
+
+
+def displayed_size(message: Message) -> int:
+    """About what a message adds to the page, in characters (markup included)."""
+    shown = min(len(message.content), settings.CHATAPP_SHOWN_CHARS)
+    calls = sum(len(call.get("arguments", "")) + 300 for call in message.tool_calls)
+    return shown + calls + 300
+
+
+def timeline(thread: Thread, messages: list[Message]) -> list[Item]:
+    """The page's items for these messages of the thread (in order), in two more queries."""
+    runs = {m.run_id for m in messages if m.run_id}
+    failed = dict(
+        thread.runs.filter(pk__in=runs, status__in=SHOWN_ERRORS).values_list("pk", "error")
+    )
     active = thread.runs.filter(status__in=Run.ACTIVE).values_list("pk", flat=True).first()
     results = {m.tool_call_id: m for m in messages if m.role == Message.Role.TOOL}
     items: list[Item] = []
@@ -84,7 +139,8 @@ def timeline(thread: Thread) -> list[Item]:
                 kind, extra = "tool", {}
                 if result is not None:
                     answer = ToolResultRecord.from_data(result.data)
-                    step.result, step.is_error = result.content, answer.is_error
+                    step.answered(result.content, answer.is_error)
+                    step.result_id = result.pk
                     if answer.consult:
                         kind, extra = "consult", {"specialist": answer.specialist}
                 items.append(Item(kind, step=step, extra=extra))
@@ -124,9 +180,11 @@ def side_panels(thread: Thread) -> list[SafeString]:
 
 def thread_context(thread: Thread) -> dict[str, Any]:
     active = thread.runs.filter(status__in=Run.ACTIVE).exists()
+    latest = window(thread)
     return {
         "thread": thread,
-        "items": timeline(thread),
+        "items": latest.items,
+        "earlier": latest.earlier,
         "running": active,
         "panels": side_panels(thread),
     }

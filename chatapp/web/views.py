@@ -11,16 +11,16 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
 from chatapp import services
-from chatapp.models import Assistant, Thread
+from chatapp.models import Assistant, Message, Thread
 from chatapp.web.access import owned_threads
-from chatapp.web.page import thread_context
+from chatapp.web.page import thread_context, window
 
 
 def get_owned_thread(request: HttpRequest, thread_id: UUID) -> Thread:
@@ -83,6 +83,36 @@ def thread_page(request: HttpRequest, thread_id: UUID) -> HttpResponse:
         **thread_context(thread),
     }
     return render(request, "chat/thread.html", context)
+
+
+@login_required
+@require_safe
+def earlier_messages(request: HttpRequest, thread_id: UUID) -> HttpResponse:
+    """The messages before `before`, as much as a page shows at once, for the button at the
+    top of a long conversation (htmx puts them in its place)."""
+    thread = get_owned_thread(request, thread_id)
+    try:
+        before = int(request.GET.get("before", ""))
+    except ValueError:
+        return HttpResponseBadRequest("before must be a message id.")
+    earlier = window(thread, before=before)
+    return render(
+        request,
+        "chat/thread.html#earlier",
+        {"thread": thread, "items": earlier.items, "earlier": earlier.earlier},
+    )
+
+
+@login_required
+@require_safe
+def message_text(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The whole text of one message of the user's threads, for messages shown shortened."""
+    message = get_object_or_404(
+        Message.objects.filter(thread__in=owned_threads(request.user)), pk=message_id
+    )
+    response = HttpResponse(message.content, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="message-{message.pk}.txt"'
+    return response
 
 
 @login_required

@@ -1,5 +1,10 @@
 // The thread page: keyboard sending, one client_id per message, and the composer locked
 // while an answer is being written. Everything else arrives as HTML over the websocket.
+//
+// A sent message stays in the composer until the server shows it back (its element carries
+// the client_id): if the socket drops first, it is sent again, with the same client_id, when
+// the socket reconnects, and the server stores it once; if the server refuses it, a notice
+// says why and the text stays to be edited.
 (function () {
   "use strict";
 
@@ -13,6 +18,8 @@
   }
 
   var connected = false;
+  var pending = null; // {clientId, text}: sent, not yet shown back by the server
+  var resendAfterConnect = false;
 
   // The input is usable while the socket is open and the run status (a fragment the server
   // sends) says no answer is being written.
@@ -57,34 +64,69 @@
   // Each message gets its own id, so a resent frame cannot post it twice.
   document.addEventListener("htmx:wsConfigSend", function (event) {
     var params = event.detail.parameters;
-    if (params.type === "message") params.client_id = newClientId();
+    if (params.type !== "message") return;
+    if (!pending || pending.text !== params.text) {
+      pending = { clientId: newClientId(), text: params.text };
+    }
+    params.client_id = pending.clientId;
   });
 
   document.addEventListener("htmx:wsAfterSend", function (event) {
     var form = event.detail.elt;
     if (form && form.id === "composer") {
-      var text = byId("composer-text");
-      text.value = "";
-      grow(text);
       byId("composer-fields").disabled = true; // until the run status says otherwise
       showNotice("");
     }
   });
 
+  // The server showed the message back (stored) or refused it (a notice): either way it is
+  // no longer pending. Shown back, the composer is emptied for the next one.
+  function settlePending(frame) {
+    if (!pending) return;
+    var shown = document.querySelector('[data-client-id="' + pending.clientId + '"]');
+    if (shown) {
+      var text = byId("composer-text");
+      if (text.value === pending.text) {
+        text.value = "";
+        grow(text);
+      }
+      pending = null;
+    } else if (frame.indexOf('id="notice"') !== -1) {
+      pending = null;
+    }
+  }
+
   document.addEventListener("htmx:wsOpen", function () {
     connected = true;
+    resendAfterConnect = pending !== null;
     showNotice("");
     syncComposer();
   });
 
   document.addEventListener("htmx:wsClose", function () {
     connected = false;
-    showNotice("Connection lost; reconnecting…");
+    showNotice(
+      pending
+        ? "Connection lost; your message will be sent when it is back…"
+        : "Connection lost; reconnecting…"
+    );
     syncComposer();
   });
 
-  document.addEventListener("htmx:wsAfterMessage", function () {
+  document.addEventListener("htmx:wsAfterMessage", function (event) {
+    var frame = typeof event.detail.message === "string" ? event.detail.message : "";
     syncComposer();
+    settlePending(frame);
+    if (resendAfterConnect) {
+      // The first frame after a reconnect shows the thread as stored: a message sent just
+      // before the socket dropped is there, or it is sent again now.
+      resendAfterConnect = false;
+      var fields = byId("composer-fields");
+      if (pending && !fields.disabled) {
+        byId("composer-text").value = pending.text;
+        byId("composer").requestSubmit();
+      }
+    }
     scrollToEnd();
   });
 

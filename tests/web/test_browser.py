@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,9 +16,10 @@ from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import override_settings
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, WebSocketRoute, expect, sync_playwright
 
 from assistants_registry.site_editor.models import Page as SitePage
+from chatapp.models import Message, Thread
 
 pytestmark = pytest.mark.browser
 
@@ -171,3 +173,63 @@ class StopInTheBrowser(BrowserTestCase):
         expect(page.locator("#composer-text")).to_be_enabled()
         self.assertEqual(self.console_errors, [])
         page.screenshot(path=str(OUTPUT / "stopped.png"), full_page=True)
+
+
+@override_settings(OFFLINE_MODEL_DELAY=0.01)
+class FaultsInTheBrowser(BrowserTestCase):
+    def test_a_message_sent_as_the_socket_drops_is_sent_again_once(self) -> None:
+        page = self.open_page()
+        dropped: list[str] = []
+
+        def route(socket: WebSocketRoute) -> None:
+            server = socket.connect_to_server()
+
+            def from_page(frame: str | bytes) -> None:
+                if not dropped and '"message"' in str(frame):
+                    dropped.append(str(frame))
+                    # The server restarts (1012): the frame never reached it.
+                    socket.close(code=1012, reason="restart")
+                    return
+                server.send(frame)
+
+            socket.on_message(from_page)
+
+        page.route_web_socket(re.compile(r".*/ws/threads/.*"), route)
+        self.start_chat(page)
+        self.send(page, "hello after a drop")
+        expect(page.locator(".msg--user")).to_have_text("hello after a drop")
+        expect(page.locator("#composer-text")).to_have_value("")
+        expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+        self.assertEqual(len(dropped), 1)
+        self.assertEqual(
+            list(Message.objects.filter(role="user").values_list("content", flat=True)),
+            ["hello after a drop"],
+        )
+        self.assertEqual(self.console_errors, [])
+
+    def test_a_long_conversation_opens_and_scrolls_back_to_its_start(self) -> None:
+        page = self.open_page()
+        self.start_chat(page)
+        thread = Thread.objects.get()
+        for turn in range(60):
+            Message.objects.create(
+                thread=thread, role="user", content=f"Q{turn:02d} " + "q" * 20_000
+            )
+            Message.objects.create(
+                thread=thread,
+                role="assistant",
+                assistant=thread.current_assistant,
+                content=f"A{turn:02d} " + "a" * 20_000,
+            )
+        page.reload()
+        expect(page.locator("#messages")).to_contain_text("A59")
+        expect(page.locator("#messages")).not_to_contain_text("Q00")
+        expect(page.locator("#composer-text")).to_be_enabled()  # the socket stays open
+        for _ in range(20):
+            if page.locator("#messages").get_by_text("Q00", exact=False).count():
+                break
+            page.locator("#messages").evaluate("element => element.scrollTop = 0")
+            page.wait_for_timeout(300)
+        expect(page.locator(".msg--user").first).to_contain_text("Q00")
+        self.assertEqual(page.locator(".msg--user").count(), 60)
+        self.assertEqual(self.console_errors, [])
