@@ -32,7 +32,20 @@ class RunAdmin(admin.ModelAdmin):
     list_filter = ["status", "assistant"]
     date_hierarchy = "created_at"
     fieldsets = [
-        (None, {"fields": ["id", "thread", "assistant", "assistant_version", "status", "error"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "thread",
+                    "assistant",
+                    "assistant_version",
+                    "status",
+                    "error",
+                    "error_detail",
+                ]
+            },
+        ),
         (
             "Timing and usage",
             {

@@ -5,11 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from chatapp import services
 from chatapp.models import Message, Run
+from chatapp.providers import registry
+from chatapp.providers.openai import OpenAIProvider
 from chatapp.runs import say
 from tests.admin.support import text, url
+from tests.factories import assistant as make_assistant
 
 pytest_plugins = ["tests.admin.support"]  # the fixtures demo and run
 
@@ -97,3 +102,49 @@ def test_runs_are_read_only_but_deletable(admin_client, run):
     response = admin_client.post(url("run_delete", run.pk), {"post": "yes"})
     assert response.status_code == 302
     assert not Run.objects.filter(pk=run.pk).exists()
+
+
+@pytest.fixture
+def model_server_user(user, settings):
+    """An assistant on a model server that fails, reached with credentials in its URL."""
+    from tests.fake_model import fake_model_in_thread, head
+
+    with fake_model_in_thread([head(503, {"error": {"message": "overloaded"}})]) as model:
+        settings.OPENAI_BASE_URL = model.url.replace("http://", "http://ops:hunter2@")
+        settings.OPENAI_API_KEY = "k"
+        settings.OPENAI_MAX_RETRIES = 0
+        bot = make_assistant("remote", name="Remote", provider="openai")
+        yield services.start_thread(bot, user=user), model.url
+
+
+def test_a_failed_model_call_is_plain_for_users_and_detailed_for_staff(
+    admin_client, model_server_user, user
+):
+    thread, url_without_credentials = model_server_user
+    run = say(thread, "hello")
+    assert run.error == "The model server answered 503: overloaded"
+    assert run.error_detail == f"{url_without_credentials} answered 503: overloaded"
+    page = text(admin_client.get(url("run_change", run.pk)))
+    assert run.error in page and url_without_credentials in page and "hunter2" not in page
+    client = Client()
+    client.force_login(user)
+    chat = client.get(reverse("thread", args=[thread.pk])).content.decode()
+    assert "overloaded" in chat and "127.0.0.1" not in chat and "hunter2" not in chat
+
+
+def test_an_answer_cut_by_the_model_shows_as_interrupted_in_the_timeline(admin_client, user):
+    from tests.fake_model import fake_model_in_thread, finish
+    from tests.fake_model import text as said
+
+    with fake_model_in_thread([said("Once upon a"), finish("length")]) as model:
+        provider = OpenAIProvider(base_url=model.url, api_key="k", max_retries=0)
+        provider.name = "cutting"
+        registry.register(provider, replace=True)
+        try:
+            bot = make_assistant("teller", name="Teller", provider="cutting")
+            run = say(services.start_thread(bot, user=user), "a story")
+        finally:
+            registry.unregister("cutting")
+    page = text(admin_client.get(url("run_change", run.pk)))
+    assert "The answer was cut off: the model reached its length limit." in page
+    assert "Teller spoke" in page and "Once upon a" in page and "interrupted" in page

@@ -72,3 +72,28 @@ def test_two_quick_ctrl_c_quit_and_leave_the_thread_free(keep_alive_server, user
     finally:
         chat.kill()
         chat.wait()
+
+
+def test_an_answer_cut_by_the_model_says_so_in_the_terminal(user, monkeypatch):
+    import io
+    import sys
+
+    from django.core.management import call_command
+
+    from chatapp.providers import registry
+    from chatapp.providers.openai import OpenAIProvider
+    from tests.fake_model import finish
+
+    with fake_model_in_thread([text("Once upon a"), finish("length")]) as model:
+        provider = OpenAIProvider(base_url=model.url, api_key="k", max_retries=0)
+        provider.name = "cutting"
+        registry.register(provider, replace=True)
+        assistant("teller", name="Teller", provider="cutting")
+        monkeypatch.setattr(sys, "stdin", io.StringIO("a story\n\n"))
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            call_command("chat", "teller", "--user", user.username, stdout=out, stderr=err)
+        finally:
+            registry.unregister("cutting")
+    assert "Teller> Once upon a [interrupted]" in out.getvalue()
+    assert "[failed] The answer was cut off: the model reached its length limit." in err.getvalue()
