@@ -14,7 +14,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chatapp.providers import get_provider  # noqa: E402
 from chatapp.routing import websocket_urlpatterns  # noqa: E402
+
+# Load the model providers (and the openai package) now, not under the first answers.
+get_provider()
 
 application = ProtocolTypeRouter(
     {

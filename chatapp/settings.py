@@ -106,24 +106,34 @@ else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}"}
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py 8 refuses (rather than waits) past max_connections, default 100:
-                # every active run sends to its group at once, so leave plenty of room.
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "max_connections": int(os.environ.get("REDIS_MAX_CONNECTIONS", "1000")),
-                    }
-                ],
-                "capacity": 1500,
-                "expiry": 30,
-            },
-        }
+
+
+def redis_layer(url: str) -> dict[str, object]:
+    """The channel layer's configuration for a Redis server (also used by the tests)."""
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": url,
+                    # redis-py 8 refuses (rather than waits) past max_connections, default
+                    # 100: leave room for every process's runs and relays at once.
+                    "max_connections": int(os.environ.get("REDIS_MAX_CONNECTIONS", "1000")),
+                    # redis-py 8 times out any read after 5 s by default, and channels_redis
+                    # 4.3 blocks in BZPOPMIN for up to 5 s while a channel is quiet: the read
+                    # raised, and an idle receiver died (channels_redis#422). Longer than the
+                    # blocking read, so a quiet channel is never an error.
+                    "socket_timeout": 30,
+                }
+            ],
+            "capacity": 1500,
+            "expiry": 30,
+        },
     }
+
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": redis_layer(REDIS_URL)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -197,6 +207,15 @@ CHATAPP_MODEL_IDLE = float(os.environ.get("CHATAPP_MODEL_IDLE", "60"))
 # longer than CHATAPP_SHOWN_CHARS is shown shortened, with a link to the whole text.
 CHATAPP_PAGE_CHARS = int(os.environ.get("CHATAPP_PAGE_CHARS", "200000"))
 CHATAPP_SHOWN_CHARS = int(os.environ.get("CHATAPP_SHOWN_CHARS", "50000"))
+# Database work of async code (runs, sockets) runs on this many threads (chatapp/db.py).
+# SQLite writes one at a time, so more threads only wait for its lock; PostgreSQL answers
+# several at once, and a thread mostly waits for it.
+CHATAPP_DB_THREADS = int(
+    os.environ.get(
+        "CHATAPP_DB_THREADS",
+        "4" if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else "10",
+    )
+)
 # On SIGTERM/SIGINT, the runs of a server process are saved as interrupted within this time.
 CHATAPP_SHUTDOWN_GRACE = float(os.environ.get("CHATAPP_SHUTDOWN_GRACE", "5"))
 

@@ -138,6 +138,14 @@ def site_editor(db: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _forget_cached_rules() -> None:
+    """Rules are cached per version of the assistants; tests reuse ids across databases."""
+    from chatapp.runs import turns
+
+    turns._rules.clear()
+
+
+@pytest.fixture(autouse=True)
 def _close_connections_of_the_sync_thread() -> Iterator[None]:
     """Async tests reach the database through asgiref's one shared sync thread; close its
     connection after each test so PostgreSQL can drop the test database at the end."""
@@ -146,3 +154,6 @@ def _close_connections_of_the_sync_thread() -> Iterator[None]:
     from django.db import connections
 
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+    from chatapp.db import close_all
+
+    close_all()

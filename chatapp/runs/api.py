@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 
 from chatapp import services
+from chatapp.db import db
 from chatapp.models import Run, Thread
 from chatapp.runs import cancellation
 from chatapp.runs.engine import execute
@@ -25,7 +25,7 @@ async def asay(
     thread: Thread, text: str, *, client_id: str | None = None, on_event: EventHandler | None = None
 ) -> Run:
     """Post `text` to the thread, run the assistants to the end of their answer, return the Run."""
-    _, run = await database_sync_to_async(services.send_message)(thread, text, client_id=client_id)
+    _, run = await db(services.send_message)(thread, text, client_id=client_id)
     async for event in execute(run.pk):
         if on_event is not None:
             on_event(event)

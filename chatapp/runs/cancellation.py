@@ -1,9 +1,6 @@
 """Stopping a run that lives in this process at once, even while its model is silent, and
-reading its model's stream with a clock.
-
-The provider's stream is read by a child task into a queue; a cancel request (from any
-thread) cancels that task, and the run loop sees `Cancelled` as the next item. Runs in
-other processes see `Run.cancel_requested` at their next flush or heartbeat instead.
+reading its model's stream with a clock (StreamWatch). Runs in other processes see
+`Run.cancel_requested` at their next heartbeat instead.
 
 When the server shuts down, `shut_down()` marks the process as stopping: the runs it
 interrupts end as *interrupted*, not as stopped by the user.
@@ -12,15 +9,13 @@ interrupts end as *interrupted*, not as stopped by the user.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 _requested: set[str] = set()
 _children: dict[str, set[str]] = {}  # a consulting run -> the runs it consults
-_readers: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = {}
+_watches: dict[str, StreamWatch] = {}  # the runs of this process reading their model
 _stopping = False
-END = object()  # the stream ended
-QUIET = object()  # nothing arrived in the time given
 
 
 class Cancelled(Exception):
@@ -31,9 +26,8 @@ def request(run_id: Any) -> None:
     """Ask the run to stop; safe to call from any thread."""
     key = str(run_id)
     _requested.add(key)
-    if key in _readers:
-        loop, reader = _readers[key]
-        loop.call_soon_threadsafe(reader.cancel)
+    if (watch := _watches.get(key)) is not None:
+        watch.loop.call_soon_threadsafe(watch.interrupt, Cancelled())
     for child in list(_children.get(key, ())):
         request(child)
 
@@ -64,49 +58,73 @@ def shutting_down() -> bool:
     return _stopping
 
 
-class StreamReader:
-    """Reads a stream in a child task; `next(timeout)` returns its next item, QUIET when
-    nothing came in `timeout` seconds, or END; it raises Cancelled as soon as the run is asked
-    to stop, and whatever the stream raised."""
+class StreamWatch:
+    """Watches a run while it reads its model's stream, in the task that reads it: a stop
+    request (from any thread) or a time limit interrupts the read at once, even while the
+    model is silent, and `tick` runs on the clock's schedule (to save the partial text).
 
-    def __init__(self, run_id: str, stream: AsyncIterator[Any]) -> None:
-        self.run_id, self.stream = run_id, stream
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+    The read is interrupted the way `asyncio.timeout` does it: by cancelling the task and,
+    on the way out, taking the cancellation back and raising why (`Cancelled`, or the `Stop`
+    of a time limit). Nothing is done per token: one timer per run, re-armed when due.
+    """
 
-    async def __aenter__(self) -> StreamReader:
-        self.task = asyncio.create_task(self._read())
-        self.task.add_done_callback(self._on_done)
-        _readers[self.run_id] = (asyncio.get_running_loop(), self.task)
+    def __init__(self, run_id: str, clock: Any, tick: Callable[[], None]) -> None:
+        self.run_id, self.clock, self.tick = run_id, clock, tick
+        self.why: Exception | None = None
+        self.reading = False  # awaiting the stream: the only time the task may be cancelled
+
+    async def __aenter__(self) -> StreamWatch:
+        self.task = asyncio.current_task()
+        assert self.task is not None
+        self.loop = asyncio.get_running_loop()
+        self.cancelling = self.task.cancelling()
+        _watches[self.run_id] = self
         if requested(self.run_id):
-            self.task.cancel()
+            raise Cancelled()
+        self.timer = self.loop.call_later(max(self.clock.wait(), 0), self.check)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        _readers.pop(self.run_id, None)
-        self.task.remove_done_callback(self._on_done)
-        self.task.cancel()
-
-    async def _read(self) -> None:
-        try:
-            async for item in self.stream:
-                self.queue.put_nowait(item)
-            self.queue.put_nowait(END)
-        except Exception as exc:  # handed to the run loop, which knows what to do with it
-            self.queue.put_nowait(exc)
-
-    def _on_done(self, task: asyncio.Task[None]) -> None:
-        # A task cancelled before it ever ran never enters _read(): tell the loop here.
-        if task.cancelled():
-            self.queue.put_nowait(Cancelled())
-
-    async def next(self, within: float) -> Any:
-        if self.queue.empty():  # a timer only when there is something to wait for
+    async def read(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """The stream's items. The task is interrupted only while it waits for the next one:
+        while it handles an item (its consumers run in this task too), a stop or a limit is
+        raised when it comes back for more."""
+        items = aiter(stream)
+        while True:
+            if self.why is not None:
+                raise self.why
+            self.reading = True
             try:
-                item = await asyncio.wait_for(self.queue.get(), max(within, 0))
-            except TimeoutError:
-                return QUIET
-        else:
-            item = self.queue.get_nowait()
-        if isinstance(item, Exception):
-            raise item
-        return item
+                item = await anext(items)
+            except StopAsyncIteration:
+                return
+            finally:
+                self.reading = False
+            yield item
+
+    async def __aexit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        self.timer.cancel()
+        _watches.pop(self.run_id, None)
+        if (
+            self.why is not None
+            and kind is asyncio.CancelledError
+            and self.task.uncancel() <= self.cancelling
+        ):
+            raise self.why
+
+    def check(self) -> None:
+        """The clock's timer: a limit passed interrupts; otherwise tick, and wait again."""
+        try:
+            self.clock.check()
+        except Exception as limit:  # a Stop: the model was silent, or slow, too long
+            self.interrupt(limit)
+            return
+        if self.clock.flush_due():
+            self.tick()
+        self.timer = self.loop.call_later(max(self.clock.wait(), 0), self.check)
+
+    def interrupt(self, why: Exception) -> None:
+        """On the loop's thread: end the read with `why`."""
+        if self.why is None:
+            self.why = why
+            if self.reading:
+                self.task.cancel()

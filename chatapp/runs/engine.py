@@ -11,10 +11,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from channels.db import database_sync_to_async as db
-
 from assistants_registry.registry import Registry
 from assistants_registry.registry import registry as default_registry
+from chatapp.db import db
 from chatapp.models import Assistant, Message, Run
 from chatapp.providers import get_provider
 from chatapp.providers.base import (
@@ -57,15 +56,20 @@ async def execute(
     request.
     """
     try:
-        run = await db(store.begin)(str(run_id))
+        start = await db(store.begin)(str(run_id), watch)
     except store.RunNotStartable:
         logger.info("Run %s is not queued; not starting it", run_id)
         return
-    limits = limits or Limits.from_settings()
+    run, limits = start.run, limits or Limits.from_settings()
     loop = RunLoop(run, registry, limits, depth=depth, budget=budget, watch=watch)
-    question_id, question, client_id = await db(turns.question_of)(str(run.pk))
+    loop.next_turn = start.turn
     yield RunStarted(
-        str(run.pk), str(run.thread_id), run.assistant.slug, question_id, question, client_id
+        str(run.pk),
+        str(run.thread_id),
+        run.assistant.slug,
+        start.question_id,
+        start.question,
+        start.client_id,
     )
     status, error, detail = Run.Status.COMPLETED, "", ""
     # The heartbeat says "alive" even while a model thinks for a long time before its first
@@ -131,6 +135,8 @@ class RunLoop:
         self.step_index = 0
         self.message: Message | None = None  # the assistant message being streamed
         self.text = ""
+        self.next_turn: turns.Turn | None = None  # loaded ahead, with the run's start
+        self.saving: asyncio.Task[None] | None = None  # the partial text being saved
         self.tools = ToolSteps(
             run,
             limits,
@@ -142,7 +148,9 @@ class RunLoop:
 
     async def steps(self) -> AsyncIterator[RunEvent]:
         while True:
-            turn = await db(turns.load_turn)(self.run_id, self.watch[1:])
+            turn, self.next_turn = self.next_turn, None
+            if turn is None:
+                turn = await db(turns.load_turn)(self.run_id, self.watch[1:])
             if turn.stop_requested or cancellation.requested(self.run_id):
                 raise Stop(Run.Status.CANCELLED, "Stopped.")
             assistant = turn.assistant
@@ -178,14 +186,13 @@ class RunLoop:
         """One model call, within its time limits; the partial text is saved on a timer,
         whether or not the model is sending anything."""
         self.message = await db(store.start_message)(self.run, assistant)
-        self.text = saved = ""
+        self.text = self.saved_text = ""
         yield MessageStarted(self.run_id, self.message.pk, assistant.slug, assistant.name)
         clock, finished = ModelClock(self.limits), Finished()
-        async with cancellation.StreamReader(self.run_id, stream) as reader:
-            while (chunk := await reader.next(clock.wait())) is not cancellation.END:
-                if chunk is not cancellation.QUIET:
-                    clock.heard()
-                if isinstance(chunk, TextChunk) and chunk.text:
+        async with cancellation.StreamWatch(self.run_id, clock, self.save_partial_text) as watch:
+            async for chunk in watch.read(stream):
+                clock.heard()
+                if type(chunk) is TextChunk and chunk.text:
                     yield TextDelta(self.run_id, self.message.pk, len(self.text), chunk.text)
                     self.text += chunk.text
                 elif isinstance(chunk, ToolCallReady):
@@ -195,21 +202,32 @@ class RunLoop:
                     self.usage["completion_tokens"] += chunk.completion_tokens
                 elif isinstance(chunk, Finished):
                     finished = chunk
-                if clock.flush_due() and self.text != saved:
-                    saved = self.text
-                    if await db(store.flush)(self.watch, self.message.pk, saved):
-                        raise Stop(*stopped())
-                clock.check()
         completed = await self.close_message(complete=not finished.cut, calls=calls)
         if completed is not None:
             yield completed
         if finished.cut:  # its tool calls may be cut too: they are kept, not run
             raise Stop(Run.Status.FAILED, cut_reason(finished.reason))
 
+    def save_partial_text(self) -> None:
+        """Save in the background: the stream must not wait for the database. One save at a
+        time; a later one carries all the text anyway."""
+        if self.message is None or self.text == self.saved_text:
+            return
+        if self.saving is None or self.saving.done():
+            self.saved_text = self.text
+            self.saving = asyncio.ensure_future(db(store.flush)(self.message.pk, self.text))
+
+    async def partial_text_saved(self) -> None:
+        """Wait for a save in flight: it must not land after the final text."""
+        if self.saving is not None:
+            await asyncio.wait([self.saving])
+            self.saving = None
+
     async def close_message(
         self, *, complete: bool, calls: list[ToolCall] | None = None
     ) -> MessageCompleted | None:
         """Persist the streamed message (partial, when the run stops early) exactly once."""
+        await self.partial_text_saved()
         message, self.message = self.message, None
         if message is None:
             return None
@@ -229,6 +247,7 @@ class RunLoop:
     async def end(self, status: str, error: str, detail: str = "") -> MessageCompleted | None:
         """Write the end of the run — its unfinished message, as far as it got, and its
         status — in one call, so that a cancellation arriving meanwhile cannot split them."""
+        await self.partial_text_saved()
         message, self.message = self.message, None
         index = self.next_index() if message is not None else 0
         await db(store.end_run)(

@@ -1,5 +1,5 @@
 """The engine's persistence step: every write a run makes, as small synchronous functions
-that the engine calls through `database_sync_to_async`. Nothing here is called per token.
+that the engine calls through `chatapp.db.db`. Nothing here is called per token.
 
 Besides `chatapp.services`, the only writer of threads, messages, runs and steps; what it
 writes into `Message.data` and `RunStep.data` are the records of records.py.
@@ -8,6 +8,7 @@ writes into `Message.data` and `RunStep.data` are the records of records.py.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -17,27 +18,39 @@ from assistants_registry.tools import ToolOutcome
 from chatapp import versions
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Message, Run, RunStep, Thread
 from chatapp.providers.base import ToolCall
+from chatapp.runs import turns
 from chatapp.runs.records import (
     HandoffRecord,
     MessageStepRecord,
     ToolResultRecord,
     ToolStepRecord,
 )
-from chatapp.runs.turns import stop_requested
 
 
 class RunNotStartable(Exception):
     """The run is not queued (already started, finished, or cancelled before it began)."""
 
 
-def begin(run_id: str) -> Run:
+@dataclass
+class Start:
+    """A run that has begun: the question it answers and its first turn, in one trip."""
+
+    run: Run
+    question_id: int
+    question: str
+    client_id: str
+    turn: turns.Turn
+
+
+def begin(run_id: str, watch: tuple[str, ...] = ()) -> Start:
     now = timezone.now()
     started = Run.objects.filter(
         pk=run_id, status=Run.Status.QUEUED, cancel_requested=False
     ).update(status=Run.Status.IN_PROGRESS, started_at=now, heartbeat_at=now)
     if not started:
         raise RunNotStartable(run_id)
-    return Run.objects.select_related("assistant").get(pk=run_id)
+    turn = turns.load_turn(run_id, watch)
+    return Start(turn.run, *turns.question_of(run_id), turn)
 
 
 def start_message(run: Run, assistant: Assistant) -> Message:
@@ -50,20 +63,17 @@ def start_message(run: Run, assistant: Assistant) -> Message:
     )
 
 
-def flush(watch: tuple[str, ...], message_id: int, content: str) -> bool:
-    """Save partial text and the heartbeat of the run (watch[0], then its consulting
-    ancestors); True when someone asked to stop any of them."""
+def flush(message_id: int, content: str) -> None:
+    """Save a streaming message's partial text (the heartbeat says the run is alive)."""
     Message.objects.filter(pk=message_id).update(content=content)
-    Run.objects.filter(pk__in=watch).update(heartbeat_at=timezone.now())
-    return stop_requested(watch)
 
 
 def beat(watch: tuple[str, ...]) -> bool:
     """The run (watch[0]) is alive; True when someone asked to stop it or a run above it."""
-    Run.objects.filter(pk=watch[0], status=Run.Status.IN_PROGRESS).update(
+    Run.objects.filter(pk__in=watch, status=Run.Status.IN_PROGRESS).update(
         heartbeat_at=timezone.now()
     )
-    return stop_requested(watch)
+    return turns.stop_requested(watch)
 
 
 def finish_message(

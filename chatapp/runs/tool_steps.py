@@ -10,9 +10,8 @@ import copy
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from channels.db import database_sync_to_async as db
-
 from assistants_registry.tools import ToolContext, ToolError, ToolOutcome
+from chatapp.db import db
 from chatapp.models import HandoffRule, Run, RunStep
 from chatapp.providers.base import ToolCall
 from chatapp.runs import cancellation, consult, context, store, turns

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chatapp.models import Assistant, ConsultRule, HandoffRule, Message, Run, Thread
+from chatapp.models import (
+    Assistant,
+    AssistantVersion,
+    ConsultRule,
+    HandoffRule,
+    Message,
+    Run,
+    Thread,
+)
 
 
 @dataclass
@@ -33,7 +41,9 @@ def question_of(run_id: str) -> tuple[int, str, str]:
 
 def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
     """`watch`: the consulting runs above this one, whose Stop stops this one too."""
-    run = Run.objects.select_related("thread__owner", "thread__current_assistant").get(pk=run_id)
+    run = Run.objects.select_related("assistant", "thread__owner", "thread__current_assistant").get(
+        pk=run_id
+    )
     thread = run.thread
     assistant = thread.current_assistant
     rules, consults = rules_of(assistant)
@@ -42,8 +52,25 @@ def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
     return Turn(run, thread, assistant, rules, consults, history, stop)
 
 
+# Assistants and rules change rarely, and every change records a version (versions.py) — of
+# the assistant whose rules changed, or of the assistant at their other end — so rules are
+# read again only when a newer version exists anywhere: a change is seen in every process.
+_rules: dict[tuple[int, int | None], tuple[list[HandoffRule], list[ConsultRule]]] = {}
+
+
 def rules_of(assistant: Assistant) -> tuple[list[HandoffRule], list[ConsultRule]]:
     """The assistant's enabled handoff and consult rules, in order: what it may do."""
+    version = AssistantVersion.objects.order_by("-pk").values_list("pk", flat=True).first()
+    key = (assistant.pk, version)
+    if key not in _rules:
+        if len(_rules) > 10_000:  # old versions are never asked for again
+            _rules.clear()
+        _rules[key] = read_rules(assistant)
+    rules, consults = _rules[key]
+    return list(rules), list(consults)
+
+
+def read_rules(assistant: Assistant) -> tuple[list[HandoffRule], list[ConsultRule]]:
     rules = list(
         assistant.handoff_rules.filter(enabled=True)
         .select_related("source", "target")

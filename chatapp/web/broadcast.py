@@ -1,16 +1,17 @@
-"""Runs as background tasks that broadcast to the thread's channel-layer group.
+"""Runs as background tasks that send what happens to the pages of their thread (hub.py):
+to the pages in this process directly, to those in other processes over the channel layer.
 
 A run is not tied to the socket that asked for it: closing the tab does not stop it. Every
-tab of the thread, in any process, is in the group and sees the same frames:
+tab of the thread, in any process, sees the same frames:
 
 - `chat.html`: a rendered fragment (a new message, a tool step, a handoff, the run status);
 - `chat.text`: a batch of text deltas with the message id and the offset of its first
-  character. Deltas are coalesced for ~50 ms: the channel layer drops messages past its
-  capacity, so one frame per token would lose text under load.
+  character. The first text of a message goes at once; the rest is gathered for ~50 ms by
+  one clock for all runs of the process, so pages get a frame per batch, not per token.
 
-A consumer that joined mid-message and finds a gap asks the broadcaster (whose channel name
-rides on every text frame) to resend from an offset: the final text always comes from the
-database, and the live text never skips a character.
+A page that joined mid-message and finds a gap asks for the text from the offset it has (the
+resync): the final text always comes from the database, and the live text never skips a
+character.
 """
 
 from __future__ import annotations
@@ -18,24 +19,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
-from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
-
+from chatapp.db import db
 from chatapp.models import Thread
 from chatapp.runs import events, execute
 from chatapp.web import fragments, lifecycle
+from chatapp.web.hub import group_name, hub
 
 logger = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.05
 _tasks: set[asyncio.Task[None]] = set()  # strong references: a bare task may be collected
+_pending: set[Broadcaster] = set()  # runs with text gathered since the last tick
+_clock: asyncio.Task[None] | None = None
 
-
-def group_name(thread_id: Any) -> str:
-    return f"thread.{thread_id}"
+__all__ = ["Broadcaster", "group_name", "keep_watch", "start", "wait_for_all"]
 
 
 def start(run_id: Any, thread_id: Any) -> asyncio.Task[None]:
@@ -56,6 +55,9 @@ async def wait_for_all() -> None:
     """For tests and shutdown: wait until every background run of this process is done."""
     while _tasks:
         await asyncio.gather(*list(_tasks), return_exceptions=True)
+        # Gathering finished tasks does not yield to the loop: let their done callbacks
+        # take them out of the set.
+        await asyncio.sleep(0)
 
 
 def innermost(event: events.RunEvent) -> events.RunEvent:
@@ -64,19 +66,36 @@ def innermost(event: events.RunEvent) -> events.RunEvent:
     return event
 
 
+async def tick() -> None:
+    """One clock for every run of the process: each gathered batch leaves every ~50 ms."""
+    while _pending:
+        await asyncio.sleep(COALESCE_SECONDS)
+        for broadcaster in list(_pending):
+            _pending.discard(broadcaster)
+            await broadcaster.flush()
+
+
+def wake_the_clock() -> None:
+    global _clock
+    if _clock is None or _clock.done() or _clock.get_loop() is not asyncio.get_running_loop():
+        _clock = asyncio.get_running_loop().create_task(tick())
+
+
 class Broadcaster:
     def __init__(self, run_id: Any, thread_id: Any) -> None:
-        self.run_id, self.thread_id = str(run_id), thread_id
-        self.group = group_name(thread_id)
-        self.layer = get_channel_layer()
+        self.run_id, self.thread_id = str(run_id), str(thread_id)
+        self.hub = hub()
         self.texts: dict[int, str] = {}  # message id -> everything streamed so far
-        self.sent: dict[int, int] = {}  # message id -> characters already broadcast
-        self.channel = ""
+        self.sent: dict[int, int] = {}  # message id -> characters already sent
+        self.channel = ""  # for requests from other processes (a resync)
 
     async def run(self) -> None:
-        self.channel = await self.layer.new_channel()
-        listener = asyncio.create_task(self.answer_resyncs())
-        flusher = asyncio.create_task(self.flush_every(COALESCE_SECONDS))
+        self.hub.serve_resyncs(self.thread_id, self.resend)
+        await self.hub.broadcasting(self.thread_id)
+        listener = None
+        if self.hub.cross_process:
+            self.channel = await self.hub.layer.new_channel()
+            listener = asyncio.create_task(self.answer_requests())
         run_events = execute(self.run_id)
         try:
             thread = await Thread.objects.select_related("current_assistant").aget(
@@ -86,7 +105,13 @@ class Broadcaster:
                 if isinstance(delta := innermost(event), events.TextDelta):
                     # Message ids are unique across threads: a consulted specialist's text
                     # streams into its own message inside the consultation's block.
+                    first = delta.message_id not in self.texts
                     self.texts[delta.message_id] = self.texts.get(delta.message_id, "") + delta.text
+                    if first:  # the first words are not held back by the batching
+                        await self.flush()
+                    else:
+                        _pending.add(self)
+                        wake_the_clock()
                     continue
                 await self.flush()
                 await self.send_html(event, thread)
@@ -99,35 +124,36 @@ class Broadcaster:
             logger.exception("Broadcasting run %s failed", self.run_id)
         finally:
             await run_events.aclose()  # never leave a run half-consumed
-            flusher.cancel()
-            listener.cancel()
-            for task in (flusher, listener):
+            _pending.discard(self)
+            self.hub.stop_serving(self.thread_id)
+            self.hub.done_broadcasting(self.thread_id)
+            if listener is not None:
+                listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await listener
 
     async def send_html(self, event: events.RunEvent, thread: Thread) -> None:
         """One event's fragment. A page that misses one is put right on its next connect;
         the run itself must go on, so a rendering error is logged, not raised."""
         try:
-            html = await database_sync_to_async(fragments.event_fragments)(event, thread)
+            if fragments.needs_database(event):
+                html = await db(fragments.event_fragments)(event, thread)
+            else:  # no queue to wait in: the text that follows needs this fragment first
+                html = fragments.event_fragments(event, thread)
         except Exception:
             logger.exception("Rendering %s of run %s failed", event.type, self.run_id)
             return
         if html:
-            await self.layer.group_send(self.group, {"type": "chat.html", "html": html})
-
-    async def flush_every(self, seconds: float) -> None:
-        while True:
-            started = time.monotonic()
-            await self.flush()
-            await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
+            message = {"type": "chat.html", "html": html}
+            await self.hub.publish(self.thread_id, message)
 
     async def flush(self) -> None:
         for message_id, text in list(self.texts.items()):
             offset = self.sent.get(message_id, 0)
             if len(text) > offset:
                 self.sent[message_id] = len(text)
-                await self.layer.group_send(self.group, self.text_frame(message_id, offset))
+                frame = self.text_frame(message_id, offset)
+                await self.hub.publish(self.thread_id, frame)
 
     def text_frame(self, message_id: int, offset: int) -> dict[str, Any]:
         return {
@@ -138,9 +164,16 @@ class Broadcaster:
             "broadcaster": self.channel,
         }
 
-    async def answer_resyncs(self) -> None:
+    async def resend(self, message_id: int, offset: int) -> None:
+        """A page lacks this message's text from `offset`: every page gets it again (each
+        drops what it already shows)."""
+        if message_id in self.texts and offset >= 0:
+            frame = self.text_frame(message_id, offset)
+            await self.hub.publish(self.thread_id, frame)
+
+    async def answer_requests(self) -> None:
         while True:
-            request = await self.layer.receive(self.channel)
+            request = await self.hub.layer.receive(self.channel)
             message_id, offset = request.get("message_id"), request.get("offset")
-            if message_id in self.texts and isinstance(offset, int) and offset >= 0:
-                await self.layer.send(request["reply_to"], self.text_frame(message_id, offset))
+            if isinstance(message_id, int) and isinstance(offset, int):
+                await self.resend(message_id, offset)

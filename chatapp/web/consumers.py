@@ -13,14 +13,15 @@ import time
 from collections import deque
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chatapp import runs, services
+from chatapp.db import db
 from chatapp.models import Message, Run, Thread
 from chatapp.web import broadcast, fragments, lifecycle
 from chatapp.web.access import owned_threads
+from chatapp.web.hub import hub
 
 logger = logging.getLogger(__name__)
 FRAMES_PER_WINDOW, WINDOW_SECONDS = 20, 10.0
@@ -39,6 +40,8 @@ class FrameError(ValueError):
 
 class ThreadConsumer(AsyncWebsocketConsumer):
     thread: Thread
+    # Pages get their frames from the hub, in this process; they need no layer channel each.
+    channel_layer_alias = None
 
     async def connect(self) -> None:
         thread = await self.owned_thread()
@@ -49,17 +52,18 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         self.group = broadcast.group_name(thread.pk)
         self.known: dict[int, int] = {}  # streaming message id -> characters shown
         self.recent: deque[float] = deque()
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.hub = hub()
+        await self.hub.join(thread.pk, self)
         await self.accept()
         broadcast.keep_watch()
-        html, self.known = await database_sync_to_async(self.current_state)()
+        html, self.known = await db(self.current_state)()
         await self.send_html(html)
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if hasattr(self, "hub"):
+            await self.hub.leave(self.thread.pk, self)
 
-    @database_sync_to_async
+    @db
     def owned_thread(self) -> Thread | None:
         thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
         return (
@@ -108,14 +112,14 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         self.recent.append(now)
 
     async def post(self, text: Any, client_id: Any) -> None:
-        send = database_sync_to_async(services.send_message)
+        send = db(services.send_message)
         _, run = await send(self.thread, text, client_id=client_id)
         if run.status == Run.Status.QUEUED:
             broadcast.start(run.pk, self.thread.pk)
 
     async def cancel(self) -> None:
         run = await self.thread.runs.filter(status__in=Run.ACTIVE).afirst()
-        outcome = await database_sync_to_async(runs.cancel)(run) if run else None
+        outcome = await db(runs.cancel)(run) if run else None
         if outcome in (None, services.Cancel.NOTHING_RUNNING):
             raise FrameError("Nothing is running.")
         if outcome == services.Cancel.CANCELLED:  # nobody runs it to say so: we do
@@ -123,22 +127,17 @@ class ThreadConsumer(AsyncWebsocketConsumer):
 
     # --- from the thread's group -------------------------------------------------------------
 
-    async def chat_html(self, event: dict[str, Any]) -> None:
-        await self.send_html(event["html"])
+    async def deliver(self, message: dict[str, Any]) -> None:
+        if message["type"] == "chat.html":
+            await self.send_html(message["html"])
+        elif message["type"] == "chat.text":
+            await self.chat_text(message)
 
     async def chat_text(self, event: dict[str, Any]) -> None:
         message_id, offset, text = event["message_id"], event["offset"], event["text"]
         shown = self.known.get(message_id, 0)
-        if offset > shown:  # we missed some text: ask the broadcaster for it
-            await self.channel_layer.send(
-                event["broadcaster"],
-                {
-                    "type": "resync",
-                    "message_id": message_id,
-                    "offset": shown,
-                    "reply_to": self.channel_name,
-                },
-            )
+        if offset > shown:  # we missed some text: ask the run for it
+            await self.hub.resync(self.thread.pk, message_id, shown, event.get("broadcaster", ""))
             return
         fresh = text[shown - offset :]
         self.known[message_id] = shown + len(fresh)

@@ -7,6 +7,8 @@ own, inside the consultation's block instead of the conversation.
 
 from __future__ import annotations
 
+from django.utils.html import escape
+
 from chatapp.models import Assistant, Message, Run, Thread
 from chatapp.runs import HandoffRecord, events
 from chatapp.web.page import (
@@ -119,6 +121,16 @@ def spoken(message_id: int, content: str, status: str, assistant_name: str) -> M
     )
 
 
+def needs_database(event: events.RunEvent) -> bool:
+    """Only what changes the side panels (a tool's result, a handoff) reads the database;
+    every other fragment is rendered from the event alone, without waiting for a thread."""
+    while isinstance(event, events.Nested):
+        if isinstance(event.event, events.RunStarted | events.RunFinished):
+            return False
+        event = event.event
+    return isinstance(event, events.ToolResult | events.Handoff)
+
+
 def _side(thread: Thread | None) -> str:
     if thread is None:
         return ""
@@ -128,8 +140,11 @@ def _side(thread: Thread | None) -> str:
 
 
 def text_fragment(message_id: int, text: str) -> str:
-    """Escaped text appended to a streaming message. The text is a batch of deltas."""
-    return partial("text", {"message_id": message_id, "text": text})
+    """Escaped text appended to a streaming message. The text is a batch of deltas.
+
+    Built here, not by a template: it is the frame sent many times a second to every page.
+    `escape` makes the model's text inert, as the templates' autoescaping does."""
+    return f'<div id="msg-{int(message_id)}-body" hx-swap-oob="beforeend">{escape(text)}</div>'
 
 
 def notice(text: str) -> str:

@@ -16,14 +16,14 @@ import logging
 import sys
 from typing import Any
 
-from channels.db import database_sync_to_async as db
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chatapp import runs, services
+from chatapp.db import db
 from chatapp.models import Message, Run
 from chatapp.runs import events
 from chatapp.web import fragments
+from chatapp.web.hub import hub
 
 logger = logging.getLogger(__name__)
 _sweeper: asyncio.Task[None] | None = None
@@ -90,9 +90,7 @@ async def tell_pages_it_ended(run_id: Any, thread_id: Any) -> None:
     writing (as far as it got) and its status."""
     html = await db(end_fragments)(run_id)
     if html:
-        await get_channel_layer().group_send(
-            f"thread.{thread_id}", {"type": "chat.html", "html": html}
-        )
+        await hub().publish(thread_id, {"type": "chat.html", "html": html}, everywhere=True)
 
 
 def end_fragments(run_id: Any) -> str:

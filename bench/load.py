@@ -1,0 +1,296 @@
+"""End-to-end load: how many answers one chatapp process streams at once, measured against a
+bare Channels relay in the same run, on a 2-core machine.
+
+    make bench                                  # the whole ladder, every configuration
+    .venv/bin/python bench/load.py --ladder 50,100 --configs embedded
+
+The server (Daphne) is pinned to core 0; the fake model and the pages to core 1. Each page is
+a real websocket client logged in with a session, on a thread of its own; all send at once,
+and every token's lag is measured from the moment the model wrote it. Configurations:
+`relay` (the baseline), `embedded` (SQLite + in-memory layer), `pg-redis` (PostgreSQL +
+Redis, one process), `pg-redis-2` (two processes behind no proxy, pages split between them).
+Figures, not assertions: bounded loads, 127.0.0.1 only, every process stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from pages import Page, percentile, round_of  # noqa: E402
+
+PYTHON = sys.executable
+CHATAPP = "chatapp.asgi:application"
+PG = "postgres://postgres@127.0.0.1:5432/chatapp_bench"
+REDIS = "redis://127.0.0.1:6379/7"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} did not start.")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on {port}.")
+
+
+# BENCH_PROFILE=<file>: py-spy (pip install py-spy) records the chatapp server's stacks.
+PROFILE = os.environ.get("BENCH_PROFILE", "")
+
+
+def log_file(what: str, port: int) -> IO[str]:
+    """Each server's log, kept in the temporary folder for when a figure looks wrong."""
+    name = f"bench-{what.replace(' ', '-')}-{port}.log"
+    return open(Path(tempfile.gettempdir()) / name, "w")
+
+
+@contextmanager
+def started(command: list[str], port: int, what: str, env: dict[str, str], core: int):
+    if PROFILE and what == "chatapp":
+        command = [
+            str(Path(PYTHON).parent / "py-spy"),
+            "record",
+            "-r",
+            "200",
+            "--format",
+            "raw",
+            "-o",
+            PROFILE,
+            "--",
+            *command,
+        ]
+    process = subprocess.Popen(
+        ["taskset", "-c", str(core), *command],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log_file(what, port),
+    )
+    try:
+        wait_for_port(port, process, what)
+        yield process
+    finally:
+        process.send_signal(2 if PROFILE else 15)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def environment(config: str, model_url: str, database: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "chatapp.settings",
+        "DATABASE_URL": database,
+        "OPENAI_BASE_URL": model_url,
+        "OPENAI_API_KEY": "bench",
+        "CHATAPP_DEFAULT_PROVIDER": "openai",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789",
+        "CHATAPP_MODEL_IDLE": "120",
+    }
+    env.pop("REDIS_URL", None)
+    if config.startswith("pg-redis"):
+        env["REDIS_URL"] = REDIS
+    return env
+
+
+def seed(env: dict[str, str], *arguments: str) -> object:
+    done = subprocess.run(
+        [PYTHON, str(ROOT / "bench" / "seed.py"), *arguments],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def fresh_database(config: str, folder: Path) -> str:
+    if not config.startswith("pg-redis"):
+        return f"sqlite:///{folder / f'{config}.sqlite3'}"
+    subprocess.run(
+        ["redis-cli", "-n", REDIS.rsplit("/", 1)[1], "flushdb"], check=True, capture_output=True
+    )
+    for sql in ("DROP DATABASE IF EXISTS chatapp_bench", "CREATE DATABASE chatapp_bench"):
+        subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql],
+            check=True,
+            capture_output=True,
+        )
+    return PG
+
+
+def measure_config(config: str, ladder: list[int], model_url: str, folder: Path) -> list[dict]:
+    env = environment(config, model_url, fresh_database(config, folder))
+    deadline = 60.0
+    if config == "relay":
+        port = free_port()
+        command = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "relay:application"]
+        env["PYTHONPATH"] = str(ROOT / "bench")
+        with started(command, port, "the relay", env, core=0) as relay:
+            return [
+                measured([relay], [relay_page(port) for _ in range(n)], deadline) | {"n": n}
+                for n in ladder
+            ]
+    pages = seed(env, "prepare", str(max(ladder)))
+    servers = 2 if config.endswith("-2") else 1
+    ports = [free_port() for _ in range(servers)]
+    results = []
+    with ExitStack() as stack:
+        servers_started = [
+            stack.enter_context(
+                started(
+                    [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), CHATAPP],
+                    port,
+                    "chatapp",
+                    env,
+                    core=index,  # one process on core 0; a second on core 1, beside the pages
+                )
+            )
+            for index, port in enumerate(ports)
+        ]
+        for n in ladder:
+            round_pages = [
+                Page(f"ws://127.0.0.1:{ports[i % servers]}/ws/threads/{p['thread']}/", p["cookie"])
+                for i, p in enumerate(pages[:n])
+            ]
+            figures = measured(servers_started, round_pages, deadline) | {"n": n}
+            saved = seed(env, "verify")
+            figures["saved"] = sum(1 for p in pages[:n] if saved.get(p["thread"]) == TOKENS)
+            results.append(figures)
+        if config == "embedded":
+            results.append(first_token_overhead(ports[0], pages))
+    return results
+
+
+def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
+    """User + system time the server processes have used so far."""
+    total = 0
+    for process in processes:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(processes: list[subprocess.Popen[bytes]], pages: list[Page], deadline: float) -> dict:
+    """A round, with the server CPU its answers cost (the pages' connecting left out)."""
+    marks = []
+    figures = asyncio.run(round_of(pages, deadline, lambda: marks.append(cpu_seconds(processes))))
+    figures["cpu_ms_per_answer"] = 1000 * (cpu_seconds(processes) - marks[0]) / len(pages)
+    return figures
+
+
+def relay_page(port: int) -> Page:
+    return Page(f"ws://127.0.0.1:{port}/ws/relay/", "", relay=True)
+
+
+def first_token_overhead(port: int, pages: list[dict]) -> dict:
+    """chatapp's own time to the first token (the model's is taken out): one user alone, ten
+    times in a row; then 100 users starting in the same second."""
+
+    async def alone() -> list[float]:
+        page = Page(f"ws://127.0.0.1:{port}/ws/threads/{pages[0]['thread']}/", pages[0]["cookie"])
+        found = []
+        for _ in range(10):
+            page.tokens = 0
+            await round_of([page], 60)
+            found.append(page.first_token)
+        return found
+
+    one = asyncio.run(alone())
+    together = [
+        Page(f"ws://127.0.0.1:{port}/ws/threads/{p['thread']}/", p["cookie"]) for p in pages[:100]
+    ]
+    asyncio.run(round_of(together, 60))
+    return {
+        "ttft_one": percentile(one, 0.5),
+        "ttft_hundred": percentile([p.first_token for p in together if p.tokens], 0.5),
+    }
+
+
+TOKENS = 300
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ladder", default="50,100,200,300")
+    parser.add_argument("--configs", default="relay,embedded,pg-redis,pg-redis-2")
+    parser.add_argument("--tokens", type=int, default=TOKENS)
+    parser.add_argument("--delay", type=float, default=0.02)
+    args = parser.parse_args()
+    ladder = [int(n) for n in args.ladder.split(",")]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
+    os.sched_setaffinity(0, {1})  # the pages, and everything started from here, on core 1
+    model_port = free_port()
+    model = [PYTHON, str(ROOT / "bench" / "timed_model.py"), "--port", str(model_port)]
+    model += ["--tokens", str(args.tokens), "--delay", str(args.delay)]
+    results: dict[str, list[dict]] = {}
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        started(model, model_port, "the fake model", dict(os.environ), core=1),
+    ):
+        for config in args.configs.split(","):
+            results[config] = measure_config(
+                config, ladder, f"http://127.0.0.1:{model_port}/v1", Path(folder)
+            )
+    report(results, args.tokens)
+
+
+def report(results: dict[str, list[dict]], tokens: int) -> None:
+    print(f"\nanswers of {tokens} tokens at 50 tokens/s; lag = page received - model wrote")
+    print(
+        f"{'configuration':<12} {'N':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'lost tok':>8} {'dropped':>7} {'saved':>6} {'p99/relay':>9} {'CPU ms/answer':>13}"
+    )
+    relay = {row["n"]: row for row in results.get("relay", []) if "n" in row}
+    for config, rows in results.items():
+        for row in rows:
+            if "n" not in row:
+                continue
+            lost = row["n"] * tokens - row["tokens"]
+            base = relay.get(row["n"])
+            ratio = f"{row['p99'] / base['p99']:.2f}" if base and config != "relay" else ""
+            print(
+                f"{config:<12} {row['n']:>4} {row['p50'] * 1000:8.1f} {row['p99'] * 1000:8.1f} "
+                f"{row['max'] * 1000:8.1f} {lost:>8} {row['dropped']:>7} "
+                f"{row.get('saved', ''):>6} {ratio:>9} {row['cpu_ms_per_answer']:13.1f}"
+            )
+    for config, rows in results.items():
+        for row in rows:
+            if "ttft_one" in row:
+                print(
+                    f"{config}: chatapp's time to first token, p50: one user "
+                    f"{row['ttft_one'] * 1000:.1f} ms; 100 starting at once "
+                    f"{row['ttft_hundred'] * 1000:.1f} ms"
+                )
+
+
+if __name__ == "__main__":
+    main()
