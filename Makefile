@@ -14,9 +14,10 @@ run: install
 	@$(PY) manage.py provider_status
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
+# The tests read static files where they are, never a `make serve` collection of them.
 test: install
 	@scripts/ensure-chromium "$$PYTEST_ARGS"
-	$(PY) -m pytest $(PYTEST_ARGS)
+	STATIC_ROOT=$(CURDIR)/.test-static $(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
 

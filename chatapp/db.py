@@ -32,9 +32,18 @@ def executor() -> ThreadPoolExecutor:
 os.register_at_fork(after_in_child=executor.cache_clear)
 
 
+class OnDatabaseThreads(DatabaseSyncToAsync):
+    """Finds the pool when called, not when made: a method decorated at import must not
+    keep the pool of the process that imported it (a fork has other threads)."""
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._executor = executor()
+        return await super().__call__(*args, **kwargs)
+
+
 def db[**P, R](function: Callable[P, R]) -> Callable[P, Any]:
     """`await db(function)(...)`: `function` on the database threads."""
-    return DatabaseSyncToAsync(function, thread_sensitive=False, executor=executor())
+    return OnDatabaseThreads(function, thread_sensitive=False, executor=executor())
 
 
 def close_all() -> None:
