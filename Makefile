@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test install lint format bench clean
+.PHONY: run serve test install lint format bench clean
 
 run: install
 	$(PY) manage.py migrate --noinput
@@ -13,6 +13,19 @@ run: install
 	$(PY) manage.py ensure_demo_user
 	@$(PY) manage.py provider_status
 	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# As in production (README, "Deploying"): DEBUG off, static files collected and served by the
+# application, Daphne in PROCESSES processes (more than one needs REDIS_URL). Without a
+# SECRET_KEY in the environment, one is made once and kept in .secret_key.
+PROCESSES ?= 1
+serve: install
+	@test -n "$$SECRET_KEY" -o -f .secret_key || \
+	  $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > .secret_key
+	@export DEBUG=false SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}"; \
+	  $(PY) manage.py migrate --noinput && \
+	  STATIC_HASHED=true $(PY) manage.py collectstatic --noinput --verbosity 0 && \
+	  $(PY) manage.py provider_status && \
+	  $(PY) manage.py serve --host $(HOST) --port $(PORT) --processes $(PROCESSES)
 
 # The tests read static files where they are, never a `make serve` collection of them.
 test: install

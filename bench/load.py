@@ -31,7 +31,7 @@ from typing import IO
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from pages import Page, percentile, round_of  # noqa: E402
+from pages import Page, connect, percentile, round_of  # noqa: E402
 
 PYTHON = sys.executable
 CHATAPP = "chatapp.asgi:application"
@@ -207,6 +207,40 @@ def measured(processes: list[subprocess.Popen[bytes]], pages: list[Page], deadli
     return figures
 
 
+def resident_kib(process: subprocess.Popen[bytes]) -> int:
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def idle_memory(count: int, model_url: str, folder: Path) -> dict:
+    """Server memory per idle page: `count` pages connected and doing nothing."""
+    env = environment("embedded", model_url, fresh_database("idle", folder))
+    pages = seed(env, "prepare", str(count))
+    port = free_port()
+    command = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), CHATAPP]
+    with started(command, port, "chatapp", env, core=0) as server:
+
+        def page(seeded: dict) -> Page:
+            return Page(f"ws://127.0.0.1:{port}/ws/threads/{seeded['thread']}/", seeded["cookie"])
+
+        async def hold() -> tuple[int, int]:
+            sockets = [await connect(page(pages[0]))]  # loads what every page needs
+            await asyncio.sleep(1)
+            before = resident_kib(server)
+            for start in range(1, count, 100):  # a hundred at a time: busy, not a flood
+                batch = pages[start : start + 100]
+                sockets += await asyncio.gather(*(connect(page(p)) for p in batch))
+            await asyncio.sleep(2)
+            after = resident_kib(server)
+            await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
+            return before, after
+
+        before, after = asyncio.run(hold())
+    return {"idle_pages": count, "kib_per_page": (after - before) / (count - 1)}
+
+
 def relay_page(port: int) -> Page:
     return Page(f"ws://127.0.0.1:{port}/ws/relay/", "", relay=True)
 
@@ -244,6 +278,7 @@ def main() -> None:
     parser.add_argument("--configs", default="relay,embedded,pg-redis,pg-redis-2")
     parser.add_argument("--tokens", type=int, default=TOKENS)
     parser.add_argument("--delay", type=float, default=0.02)
+    parser.add_argument("--idle", type=int, default=2000, help="idle pages (0: skip)")
     args = parser.parse_args()
     ladder = [int(n) for n in args.ladder.split(",")]
     resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
@@ -256,10 +291,11 @@ def main() -> None:
         tempfile.TemporaryDirectory() as folder,
         started(model, model_port, "the fake model", dict(os.environ), core=1),
     ):
+        model_url = f"http://127.0.0.1:{model_port}/v1"
         for config in args.configs.split(","):
-            results[config] = measure_config(
-                config, ladder, f"http://127.0.0.1:{model_port}/v1", Path(folder)
-            )
+            results[config] = measure_config(config, ladder, model_url, Path(folder))
+        if args.idle:
+            results["idle"] = [idle_memory(args.idle, model_url, Path(folder))]
     report(results, args.tokens)
 
 
@@ -272,7 +308,7 @@ def report(results: dict[str, list[dict]], tokens: int) -> None:
     relay = {row["n"]: row for row in results.get("relay", []) if "n" in row}
     for config, rows in results.items():
         for row in rows:
-            if "n" not in row:
+            if "n" not in row or config == "idle":
                 continue
             lost = row["n"] * tokens - row["tokens"]
             base = relay.get(row["n"])
@@ -282,6 +318,11 @@ def report(results: dict[str, list[dict]], tokens: int) -> None:
                 f"{row['max'] * 1000:8.1f} {lost:>8} {row['dropped']:>7} "
                 f"{row.get('saved', ''):>6} {ratio:>9} {row['cpu_ms_per_answer']:13.1f}"
             )
+    for row in results.get("idle", []):
+        print(
+            f"memory: {row['kib_per_page']:.1f} KiB of server memory per idle page "
+            f"({row['idle_pages']} pages connected)"
+        )
     for config, rows in results.items():
         for row in rows:
             if "ttft_one" in row:

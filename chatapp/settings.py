@@ -154,11 +154,12 @@ STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else 
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    # After `collectstatic` (make serve): hashed names, compressed, cached for a year. Before
-    # it (make run, make test): the plain names, so nothing has to be collected first.
+    # Once collected with STATIC_HASHED=true (make serve does): hashed names, compressed,
+    # cached for a year. Until then (make run, make test): the plain names, so nothing has
+    # to be collected first.
     "staticfiles": {
         "BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"
-        if (STATIC_ROOT / "staticfiles.json").is_file()
+        if env_bool("STATIC_HASHED", (STATIC_ROOT / "staticfiles.json").is_file())
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }

@@ -1,0 +1,114 @@
+"""Several server processes on Redis, as `manage.py serve --processes 2` runs them: a page on
+one process sees, live, a run started from a page on the other — after sitting idle longer
+than redis-py's default read timeout (which used to kill the receiving side)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import redis
+import websockets
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from chatapp import services
+from tests.factories import assistant
+from tests.processes import ROOT, environment
+from tests.web.test_consumer import session_cookie
+from tests.web.test_lifecycle import free_port, streamed, wait_for_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def redis_url() -> str:
+    """This session's Redis, or the machine's; a test of processes needs one (.ci/run starts
+    it when it is not running)."""
+    url = settings.REDIS_URL or "redis://127.0.0.1:6379/8"
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Several processes need Redis, and {url} does not answer: {exc}")
+    return url
+
+
+def two_free_ports() -> int:
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+
+
+def serve(port: int) -> subprocess.Popen[str]:
+    env = environment(
+        DEBUG="false",
+        SECRET_KEY=settings.SECRET_KEY,
+        REDIS_URL=redis_url(),
+        OFFLINE_MODEL_DELAY="0.1",
+    )
+    command = ["manage.py", "serve", "--processes", "2", "--port", str(port)]
+    return subprocess.Popen(
+        [sys.executable, *command],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def test_a_page_on_one_process_sees_a_run_started_on_the_other(user):
+    bot = await sync_to_async(assistant)("bot", name="Bot", provider="offline")
+    thread = await sync_to_async(services.start_thread)(bot, user=user)
+    port = two_free_ports()
+    server = await asyncio.to_thread(serve, port)
+    try:
+        await wait_for_port(port, server)
+        await wait_for_port(port + 1, server)
+        cookie = (await session_cookie(user)).decode()
+
+        def page(on: int) -> websockets.connect:
+            return websockets.connect(
+                f"ws://127.0.0.1:{on}/ws/threads/{thread.pk}/",
+                additional_headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{on}"},
+            )
+
+        async with page(port + 1) as watcher:
+            await watcher.recv()
+            await asyncio.sleep(11)  # idle past redis-py's 5 s read timeout
+            async with page(port) as poster:
+                await poster.recv()
+                await poster.send(json.dumps({"type": "message", "text": "hi", "client_id": "c"}))
+                seen, live = "", False
+                async with asyncio.timeout(30):
+                    while 'data-running="false"' not in (frame := await watcher.recv()):
+                        seen += streamed(frame)
+                        live = live or bool(seen)  # text before the run's end: live
+                assert live and "offline model" in seen.lower()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(server.wait, 30)
+    assert server.returncode == 0, server.stderr.read()
+
+
+async def test_a_quiet_channel_on_redis_is_not_an_error():
+    """channels_redis blocks up to 5 s reading a quiet channel; redis-py 8 gave up any read
+    after 5 s, so the receiver raised (channels_redis#422). Our layer's configuration waits."""
+    from channels_redis.core import RedisChannelLayer
+
+    from chatapp.settings import redis_layer
+
+    layer = RedisChannelLayer(**redis_layer(redis_url())["CONFIG"])
+    channel = await layer.new_channel()
+    waiting = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(11)
+    assert not waiting.done()  # still waiting, not failed
+    await layer.send(channel, {"type": "hello"})
+    assert (await asyncio.wait_for(waiting, 5))["type"] == "hello"
+    await layer.flush()
