@@ -7,7 +7,10 @@ PORT   ?= 8000
 
 .PHONY: run serve test install lint format bench clean
 
+# For development: DEBUG on (the debug page, the published development key, the demo user).
+run: export DEBUG = true
 run: install
+	@echo "DEBUG is on: make run is for development (make serve runs as in production)."
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py ensure_demo_user
@@ -30,6 +33,7 @@ serve: install
 # The tests read static files where they are, never a `make serve` collection of them.
 test: install
 	@scripts/ensure-chromium "$$PYTEST_ARGS"
+	@mkdir -p .test-static
 	STATIC_ROOT=$(CURDIR)/.test-static $(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)

@@ -24,11 +24,17 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
-# The development default is only ever used with DEBUG on; production must set SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY") or (
-    "dev-only-insecure-key" if DEBUG else ""  # Django refuses to start without one.
-)
+# Off unless asked for: `make run` asks (development); a server started any other way shows
+# no debug page, no settings and no traceback to anyone.
+DEBUG = env_bool("DEBUG", False)
+# Published in this repository: anyone can read it, so it is for development only.
+DEVELOPMENT_KEY = "dev-only-insecure-key"
+SECRET_KEY = os.environ.get("SECRET_KEY") or (DEVELOPMENT_KEY if DEBUG else "")
+if not DEBUG and SECRET_KEY in ("", DEVELOPMENT_KEY):
+    raise ImproperlyConfigured(
+        "DEBUG is off, so chatapp needs a SECRET_KEY of its own: set the SECRET_KEY "
+        "environment variable (make serve makes one), or DEBUG=true for development."
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 
 INSTALLED_APPS = [

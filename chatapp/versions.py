@@ -140,8 +140,20 @@ def connect_signals() -> None:
     def rule_changed(sender: Any, instance: HandoffRule | ConsultRule, **kwargs: Any) -> None:
         record_on_commit(instance.source_id)
 
-    post_save.connect(assistant_changed, sender=Assistant, dispatch_uid="version-assistant")
-    post_save.connect(rule_changed, sender=HandoffRule, dispatch_uid="version-rule-save")
-    post_delete.connect(rule_changed, sender=HandoffRule, dispatch_uid="version-rule-delete")
-    post_save.connect(rule_changed, sender=ConsultRule, dispatch_uid="version-consult-save")
-    post_delete.connect(rule_changed, sender=ConsultRule, dispatch_uid="version-consult-delete")
+    # Local functions: held strongly, or they are collected once this returns (with DEBUG on,
+    # a check of the signature happened to keep them alive, and hid it).
+    post_save.connect(
+        assistant_changed, sender=Assistant, weak=False, dispatch_uid="version-assistant"
+    )
+    post_save.connect(
+        rule_changed, sender=HandoffRule, dispatch_uid="version-rule-save", weak=False
+    )
+    post_delete.connect(
+        rule_changed, sender=HandoffRule, dispatch_uid="version-rule-delete", weak=False
+    )
+    post_save.connect(
+        rule_changed, sender=ConsultRule, dispatch_uid="version-consult-save", weak=False
+    )
+    post_delete.connect(
+        rule_changed, sender=ConsultRule, dispatch_uid="version-consult-delete", weak=False
+    )

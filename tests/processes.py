@@ -49,6 +49,17 @@ class Output:
             with self.lock:
                 self.text += piece
 
+    def wait_for_count(self, needle: str, count: int, timeout: float = 20) -> None:
+        """Wait until `needle` has appeared `count` times (stdout and stderr interleave in
+        no fixed order, so positions across them mean little)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.text.count(needle) >= count:
+                    return
+            time.sleep(0.02)
+        raise AssertionError(f"{needle!r} did not appear {count} times in:\n{self.text}")
+
     def wait_for(self, needle: str, timeout: float = 20, after: int = 0) -> int:
         """Wait until `needle` appears (after position `after`); its position."""
         deadline = time.monotonic() + timeout
