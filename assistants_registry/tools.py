@@ -13,6 +13,10 @@ arguments before the function runs) and the descriptions from the docstring:
 
 A parameter annotated with ToolContext receives the thread's context and is never shown to
 the model. Sync functions run in a worker thread, never on the event loop.
+
+`@tool(permission="app.codename")` names the Django permission a user needs for the tool: a
+user without it is not offered the tool, and a call to it is refused. A tool that needs more
+for some of its arguments checks with `ctx.require(...)`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,17 @@ class ToolError(Exception):
     """Raise from a tool to tell the model, in plain words, why it did not work."""
 
 
+@dataclass(frozen=True)
+class Permissions:
+    """The Django permissions of the user a run answers ("app.codename" strings)."""
+
+    granted: frozenset[str] = frozenset()
+    everything: bool = False  # an active superuser
+
+    def has(self, permission: str | None) -> bool:
+        return permission is None or self.everything or permission in self.granted
+
+
 @dataclass
 class ToolContext:
     """What a tool knows about the conversation. Changes to `metadata` are merged into the
@@ -46,6 +61,15 @@ class ToolContext:
     assistant: str  # slug of the assistant that called the tool
     run_id: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    permissions: Permissions = field(default_factory=Permissions)
+
+    def require(self, permission: str, to: str) -> None:
+        """ToolError unless the user has `permission`; `to` says what for, in plain words."""
+        if not self.permissions.has(permission):
+            raise ToolError(
+                f"You may not {to}: that needs the permission {permission!r}, which you do "
+                "not have. Ask an administrator."
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +87,7 @@ class ToolSpec:
     arguments_model: type[BaseModel]
     context_parameter: str | None = None
     timeout: float | None = None  # None: settings.CHATAPP_TOOL_TIMEOUT
+    permission: str | None = None  # the Django permission a user needs for this tool
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.function(*args, **kwargs)
@@ -104,8 +129,9 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     timeout: float | None = None,
+    permission: str | None = None,
 ) -> Any:
-    """Decorator: `@tool` or `@tool(name=..., timeout=...)` -> ToolSpec."""
+    """Decorator: `@tool` or `@tool(name=..., timeout=..., permission=...)` -> ToolSpec."""
 
     def build(fn: Callable[..., Any]) -> ToolSpec:
         summary, argument_docs = parse_docstring(inspect.getdoc(fn) or "")
@@ -136,6 +162,7 @@ def tool(
             arguments_model=model,
             context_parameter=context_parameter,
             timeout=timeout,
+            permission=permission,
         )
 
     return build(function) if function is not None else build

@@ -131,10 +131,14 @@ def tools() -> Iterator[Any]:
 
 
 @pytest.fixture
-def site_editor(db: Any) -> None:
+def site_editor(db: Any, user: Any) -> None:
+    """The site-editor demo, and `user` (ada) allowed to use it as the demo user is."""
     from django.core.management import call_command
 
+    from tests.factories import SITE_EDITOR, grant
+
     call_command("seed_demo", stdout=io.StringIO())
+    grant(user, *SITE_EDITOR)
 
 
 @pytest.fixture(autouse=True)

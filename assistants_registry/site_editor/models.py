@@ -21,6 +21,7 @@ class Page(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        permissions = [("publish_page", "Can publish and unpublish pages")]
 
     def __str__(self) -> str:
         return self.title

@@ -1,5 +1,8 @@
 """The site editor's tools. Welcome's `select_page` opens a page (an after-tool handoff rule
-then moves the thread to the Page editor); the Page editor's tools edit that page."""
+then moves the thread to the Page editor); the Page editor's tools edit that page.
+
+Each needs a permission of the user: viewing pages, changing them, and (for the `published`
+setting) publishing them — the demo user has all three, a new user none."""
 
 from __future__ import annotations
 
@@ -28,7 +31,14 @@ def describe(page: Page) -> str:
     )
 
 
-@tool
+VIEW, CHANGE, PUBLISH = (
+    "site_editor.view_page",
+    "site_editor.change_page",
+    "site_editor.publish_page",
+)
+
+
+@tool(permission=VIEW)
 def select_page(ctx: ToolContext, page: str) -> str:
     """Open one of the site's pages for editing: checks it exists and hands the thread to the
     page editor.
@@ -45,13 +55,13 @@ def select_page(ctx: ToolContext, page: str) -> str:
     return f"Opened {describe(found)}."
 
 
-@tool
+@tool(permission=VIEW)
 def list_pages() -> str:
     """List the site's pages with their titles."""
     return "; ".join(f"{p.slug}: {p.title}" for p in Page.objects.all()) or "The site has no pages."
 
 
-@tool
+@tool(permission=CHANGE)
 def set_title(ctx: ToolContext, title: str) -> str:
     """Set the title of the page being edited.
 
@@ -64,7 +74,7 @@ def set_title(ctx: ToolContext, title: str) -> str:
     return f"The title of {page.slug} is now {page.title!r}."
 
 
-@tool
+@tool(permission=CHANGE)
 def set_body(ctx: ToolContext, text: str) -> str:
     """Replace the body text of the page being edited.
 
@@ -77,7 +87,7 @@ def set_body(ctx: ToolContext, text: str) -> str:
     return f"The body of {page.slug} now has {len(text.split())} words."
 
 
-@tool
+@tool(permission=CHANGE)
 def set_layout(ctx: ToolContext, layout: Literal["single", "sidebar", "wide"]) -> str:
     """Change the layout of the page being edited.
 
@@ -90,7 +100,7 @@ def set_layout(ctx: ToolContext, layout: Literal["single", "sidebar", "wide"]) -
     return f"{page.slug} now uses the {page.get_layout_display()} layout."
 
 
-@tool
+@tool(permission=CHANGE)
 def update_settings(
     ctx: ToolContext, published: bool | None = None, show_in_menu: bool | None = None
 ) -> str:
@@ -108,12 +118,14 @@ def update_settings(
     }
     if not changes:
         raise ToolError("Say which setting to change: published or show_in_menu.")
+    if published is not None:  # publishing is a permission of its own
+        ctx.require(PUBLISH, "publish or unpublish pages")
     page.settings = {**page.settings, **changes}
     page.save(update_fields=["settings", "updated_at"])
     return f"Settings of {page.slug}: {describe(page)}."
 
 
-@tool
+@tool(permission=VIEW)
 def show_page(ctx: ToolContext) -> str:
     """Show the current title, layout and settings of the page being edited."""
     return describe(current_page(ctx))

@@ -14,6 +14,7 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.text import Truncator
 
 from assistants_registry.registry import Registry, registry
+from assistants_registry.tools import ToolSpec
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Thread
 from chatapp.runs import rule_metadata_keys, sample_context, sample_metadata
 from chatapp.runs import template_error as render_error
@@ -22,13 +23,18 @@ from chatapp.versions import ASSISTANT_FIELDS, CONSULT_FIELDS, RULE_FIELDS
 NOT_INSTALLED = "(not installed)"
 
 
+def needs(spec: ToolSpec) -> str:
+    """The permission a user needs for the tool, as the admin shows it."""
+    return f" (users need the permission {spec.permission})" if spec.permission else ""
+
+
 def tool_choices(tools: Registry, saved: list[str]) -> list[tuple[str, str]]:
     """The registry's tools, labelled with their descriptions, then any saved name that is
     not installed here: kept as a choice so saving the form does not silently drop it."""
     choices = [
-        (spec.name, f"{spec.name} — {Truncator(spec.description).chars(90)}")
+        (spec.name, f"{spec.name} — {Truncator(spec.description).chars(90)}{needs(spec)}")
         if spec.description
-        else (spec.name, spec.name)
+        else (spec.name, f"{spec.name}{needs(spec)}")
         for spec in tools
     ]
     choices += [(name, f"{name} {NOT_INSTALLED}") for name in saved if name not in tools]

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from django.template import Context, Engine
 
 from assistants_registry.registry import Registry
-from assistants_registry.tools import ToolSpec
+from assistants_registry.tools import Permissions, ToolSpec
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Message, Thread
 from chatapp.providers.base import ProviderRequest, ToolDefinition
 from chatapp.runs import history
@@ -32,6 +32,7 @@ class AssistantTools:
     """What the current assistant may call, by name."""
 
     ordinary: dict[str, ToolSpec] = field(default_factory=dict)
+    withheld: dict[str, ToolSpec] = field(default_factory=dict)  # the user lacks the permission
     handoffs: dict[str, HandoffTool] = field(default_factory=dict)
     consults: dict[str, ConsultTool] = field(default_factory=dict)
     after_tool: list[HandoffRule] = field(default_factory=list)
@@ -59,11 +60,18 @@ def assistant_tools(
     rules: list[HandoffRule],
     registry: Registry,
     consults: list[ConsultRule] = (),  # type: ignore[assignment]
+    permissions: Permissions | None = None,
 ) -> AssistantTools:
+    """What the assistant may call; with `permissions`, only the tools the user may use are
+    offered (None: all, for the admin's preview)."""
     tools = AssistantTools()
     for name in assistant.tools:
         if name in registry:
-            tools.ordinary[name] = registry.get(name)
+            spec = registry.get(name)
+            if permissions is None or permissions.has(spec.permission):
+                tools.ordinary[name] = spec
+            else:
+                tools.withheld[name] = spec
         else:  # configured but not installed here: the model is not offered it
             logger.warning("Assistant %s names an unknown tool %r", assistant.slug, name)
     for rule in rules:

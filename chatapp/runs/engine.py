@@ -157,7 +157,11 @@ class RunLoop:
             self.counter.spend(assistant)
             may_consult = self.depth < self.limits.max_consult_depth
             tools = context.assistant_tools(
-                assistant, turn.rules, self.registry, turn.consults if may_consult else []
+                assistant,
+                turn.rules,
+                self.registry,
+                turn.consults if may_consult else [],
+                turn.permissions,
             )
             provider = get_provider(assistant.provider)
             request = context.build_request(

@@ -75,6 +75,7 @@ class ToolPreview:
     description: str
     schema: str  # pretty-printed JSON
     kind: str  # "tool", "handoff" or "consult"
+    permission: str | None = None  # offered only to users who have it
 
 
 @dataclass
@@ -119,6 +120,7 @@ def build_preview(assistant: Assistant, registry: Registry) -> Preview:
                 definition.description,
                 json.dumps(definition.parameters, indent=2, ensure_ascii=False),
                 tools.kind(definition.name),
+                getattr(tools.ordinary.get(definition.name), "permission", None),
             )
         )
     preview.after_tool = tools.after_tool

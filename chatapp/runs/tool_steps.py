@@ -148,6 +148,12 @@ class ToolSteps:
         metadata: dict[str, Any],
     ) -> tuple[ToolOutcome, dict[str, Any]]:
         spec = tools.ordinary.get(call.name)
+        if (withheld := tools.withheld.get(call.name)) is not None:
+            return ToolOutcome(
+                f"{call.name} needs the permission {withheld.permission!r}, which the user "
+                "does not have: it was not run. Ask an administrator.",
+                True,
+            ), {}
         if spec is None:  # the model may only call its own assistant's tools
             return ToolOutcome(f"{turn.assistant.name} has no tool named {call.name!r}.", True), {}
         ctx = ToolContext(
@@ -156,6 +162,7 @@ class ToolSteps:
             assistant=turn.assistant.slug,
             run_id=self.run_id,
             metadata=copy.deepcopy(metadata),
+            permissions=turn.permissions,
         )
         outcome = await spec.invoke(call.arguments, ctx, default_timeout=self.limits.tool_timeout)
         updates = {k: v for k, v in ctx.metadata.items() if metadata.get(k) != v}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from assistants_registry.tools import Permissions
 from chatapp.models import (
     Assistant,
     AssistantVersion,
@@ -27,6 +28,7 @@ class Turn:
     consults: list[ConsultRule]
     history: list[Message]
     stop_requested: bool
+    permissions: Permissions  # of the user the run answers: which tools they may use
 
 
 def question_of(run_id: str) -> tuple[int, str, str]:
@@ -49,7 +51,16 @@ def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
     rules, consults = rules_of(assistant)
     history = list(thread.messages.select_related("assistant").order_by("id"))
     stop = run.cancel_requested or bool(watch and stop_requested(watch))
-    return Turn(run, thread, assistant, rules, consults, history, stop)
+    return Turn(run, thread, assistant, rules, consults, history, stop, permissions_of(run))
+
+
+def permissions_of(run: Run) -> Permissions:
+    owner = run.thread.owner
+    if not owner.is_active:
+        return Permissions()
+    if owner.is_superuser:
+        return Permissions(everything=True)
+    return Permissions(frozenset(owner.get_all_permissions()))
 
 
 # Assistants and rules change rarely, and every change records a version (versions.py) — of

@@ -66,11 +66,11 @@ def test_the_page_editor_needs_a_selected_page(site_editor, user):
     )
 
 
-def test_the_site_editor_conversation_in_the_terminal(site_editor, monkeypatch):
+def test_the_site_editor_conversation_in_the_terminal(site_editor, user, monkeypatch):
     lines = "I want to edit the about page\nset the title to Who we are\n\n"
     monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
     out = io.StringIO()
-    call_command("chat", "welcome", "--user", "terminal", stdout=out)
+    call_command("chat", "welcome", "--user", user.username, stdout=out)
     text = out.getvalue()
     assert '→ select_page({"page": "about"})' in text
     assert "⇢ Welcome → Page editor · page_id=about" in text
@@ -79,10 +79,10 @@ def test_the_site_editor_conversation_in_the_terminal(site_editor, monkeypatch):
     assert Page.objects.get(slug="about").title == "Who we are"
 
 
-def test_the_quiet_terminal_prints_only_messages(site_editor, monkeypatch):
+def test_the_quiet_terminal_prints_only_messages(site_editor, user, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("I want to edit the about page\n\n"))
     out = io.StringIO()
-    call_command("chat", "--quiet", stdout=out)
+    call_command("chat", "--quiet", "--user", user.username, stdout=out)
     text = out.getvalue()
     assert "→" not in text and "⇢" not in text
     assert "Page editor> Page editor (offline model): You are editing the page about." in text

@@ -20,6 +20,7 @@ from playwright.sync_api import Page, WebSocketRoute, expect, sync_playwright
 
 from assistants_registry.site_editor.models import Page as SitePage
 from chatapp.models import Message, Thread
+from tests.factories import SITE_EDITOR, grant
 
 pytestmark = pytest.mark.browser
 
@@ -73,7 +74,8 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
 
     def setUp(self) -> None:
         call_command("seed_demo", stdout=io.StringIO())
-        get_user_model().objects.create_user("demo", password="demo-pass-1")
+        demo = get_user_model().objects.create_user("demo", password="demo-pass-1")
+        grant(demo, *SITE_EDITOR)  # as ensure_demo_user does
         OUTPUT.mkdir(parents=True, exist_ok=True)
 
     def open_page(self, width: int = 1280, height: int = 860) -> Page:

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError
 
 USERNAME = "demo"
@@ -22,7 +23,15 @@ class Command(BaseCommand):
                 "Create real users with `manage.py createsuperuser` or the admin."
             )
         users = get_user_model()
-        if not users.objects.filter(username=USERNAME).exists():
-            users.objects.create_user(USERNAME, password=PASSWORD)
+        user = users.objects.filter(username=USERNAME).first()
+        if user is None:
+            user = users.objects.create_user(USERNAME, password=PASSWORD)
             self.stdout.write(f"Created the user {USERNAME}.")
+        # What the demo needs, and no more: the site editor's pages (a new user has none).
+        user.user_permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="site_editor",
+                codename__in=["view_page", "change_page", "publish_page"],
+            )
+        )
         self.stdout.write(f"Log in at http://127.0.0.1:8000/ as {USERNAME} / {PASSWORD}")
