@@ -364,4 +364,5 @@ def test_ensure_demo_user_is_idempotent(settings, django_user_model, client):
         call_command("ensure_demo_user", stdout=out)
         assert "Log in at http://127.0.0.1:8000/ as demo / demo" in out.getvalue()
     assert django_user_model.objects.filter(username="demo").count() == 1
-    assert client.login(username="demo", password="demo")
+    response = client.post(reverse("login"), {"username": "demo", "password": "demo"})
+    assert response.status_code == 302 and response.url == "/"
