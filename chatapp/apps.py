@@ -9,5 +9,7 @@ class ChatappConfig(AppConfig):
 
     def ready(self) -> None:
         from chatapp.versions import connect_signals
+        from chatapp.web import signals
 
         connect_signals()
+        signals.connect()

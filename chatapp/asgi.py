@@ -12,10 +12,10 @@ django_application = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chatapp.providers import get_provider  # noqa: E402
 from chatapp.routing import websocket_urlpatterns  # noqa: E402
+from chatapp.web.origins import SameOriginValidator  # noqa: E402
 
 # Load the model providers (and the openai package) now, not under the first answers.
 get_provider()
@@ -23,8 +23,6 @@ get_provider()
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -90,6 +91,7 @@ def send_message(thread: Thread, text: Any, *, client_id: str | None = None) -> 
             )
             if current is None:
                 raise ThreadGone("This chat was deleted.")
+            check_limits(thread.owner_id)
             assistant_id = current["current_assistant_id"]
             run = Run.objects.create(
                 thread=thread,
@@ -110,6 +112,57 @@ def send_message(thread: Thread, text: Any, *, client_id: str | None = None) -> 
             return existing, existing.run  # the same message, sent twice at the same moment
         raise ThreadBusy("An answer is still being written; wait for it or press Stop.") from None
     return message, run
+
+
+class LimitReached(MessageRejected):
+    """The user reached one of their limits (settings); the text says which, and until when."""
+
+
+def check_limits(owner_id: Any) -> None:
+    """What one user may do at once, all their threads and pages together.
+
+    Called inside send_message's transaction: locking the user's row makes two messages sent
+    at the same moment from two threads count each other (PostgreSQL; SQLite writes one at a
+    time anyway)."""
+    list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk"))
+    answering = answers_being_written(owner_id)
+    if answering >= (limit := settings.CHATAPP_MAX_RUNS_PER_USER):
+        raise LimitReached(
+            f"{answering} answers are being written for you already (the limit is {limit}); "
+            "wait for one to finish."
+        )
+    minute_ago = timezone.now() - timedelta(minutes=1)
+    sent = Message.objects.filter(
+        thread__owner_id=owner_id, role=Message.Role.USER, created_at__gte=minute_ago
+    ).count()
+    if sent >= (limit := settings.CHATAPP_MAX_MESSAGES_PER_MINUTE):
+        raise LimitReached(f"You sent {sent} messages in the last minute; wait a moment.")
+    if budget := settings.CHATAPP_DAILY_TOKENS_PER_USER:
+        used = tokens_today(owner_id)
+        if used >= budget:
+            raise LimitReached(
+                f"You have used today's {budget:,} tokens; more are available from midnight (UTC)."
+            )
+
+
+def answers_being_written(owner_id: Any) -> int:
+    """The user's active runs (consultations are part of the run that asked)."""
+    return Run.objects.filter(
+        thread__owner_id=owner_id, thread__parent__isnull=True, status__in=Run.ACTIVE
+    ).count()
+
+
+def tokens_today(owner_id: Any) -> int:
+    """Tokens of the user's runs since midnight UTC (consultations included)."""
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    usages = Run.objects.filter(thread__owner_id=owner_id, created_at__gte=midnight).values_list(
+        "usage", flat=True
+    )
+    return sum(
+        int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
+        for usage in usages
+        if isinstance(usage, dict)
+    )
 
 
 def title_from(text: str, limit: int = 60) -> str:

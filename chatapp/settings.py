@@ -217,6 +217,8 @@ CSRF_COOKIE_SECURE = not DEBUG
 # redirects plain HTTP itself. HSTS is switched on once the site is surely HTTPS only.
 if env_bool("BEHIND_HTTPS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Other origins whose pages may post forms and open websockets here (scheme://host:port).
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
 
@@ -265,6 +267,14 @@ CHATAPP_DB_THREADS = int(
 )
 # On SIGTERM/SIGINT, the runs of a server process are saved as interrupted within this time.
 CHATAPP_SHUTDOWN_GRACE = float(os.environ.get("CHATAPP_SHUTDOWN_GRACE", "5"))
+
+# What one user may do at once (plain messages say so when a limit is reached): answers being
+# written, pages open (per server process), messages per minute (all their pages together),
+# and tokens per day (UTC; 0: no limit).
+CHATAPP_MAX_RUNS_PER_USER = int(os.environ.get("CHATAPP_MAX_RUNS_PER_USER", "3"))
+CHATAPP_MAX_SOCKETS_PER_USER = int(os.environ.get("CHATAPP_MAX_SOCKETS_PER_USER", "30"))
+CHATAPP_MAX_MESSAGES_PER_MINUTE = int(os.environ.get("CHATAPP_MAX_MESSAGES_PER_MINUTE", "20"))
+CHATAPP_DAILY_TOKENS_PER_USER = int(os.environ.get("CHATAPP_DAILY_TOKENS_PER_USER", "0"))
 
 # Assistants defined as code (see `manage.py sync_assistants`): YAML files besides the apps'
 # own assistants.py / assistants.yaml (relative paths are relative to BASE_DIR), and this

@@ -7,6 +7,6 @@ Importing the modules registers their ModelAdmins (Django imports `chatapp.admin
 
 from __future__ import annotations
 
-from chatapp.admin import assistants, history, runs, threads
+from chatapp.admin import assistants, history, runs, threads, users
 
-__all__ = ["assistants", "history", "runs", "threads"]
+__all__ = ["assistants", "history", "runs", "threads", "users"]

@@ -2,14 +2,19 @@
 
 A user reaches only threads they own. Callers look a thread up *inside* `owned_threads(user)`,
 so another user's thread and a thread that does not exist give the same answer (a 404, a
-closed socket) and a thread id never reveals whether it exists.
+closed socket) and a thread id never reveals whether it exists. A socket stays open only
+while the session it was opened with still signs its user in (`still_signed_in`).
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.db.models import QuerySet
+from django.utils.crypto import constant_time_compare
 
 from chatapp.models import Thread
 
@@ -19,3 +24,21 @@ def owned_threads(user: Any) -> QuerySet[Thread]:
     if user is None or not getattr(user, "is_authenticated", False):
         return Thread.objects.none()
     return Thread.objects.filter(owner=user)
+
+
+def still_signed_in(session_key: str | None, user_id: Any) -> bool:
+    """Whether the session a socket was opened with still signs in the same user: not logged
+    out (or expired), the user still active, the password unchanged since (Django's session
+    hash, as `django.contrib.auth.get_user` checks it on every request)."""
+    if not session_key:
+        return False
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    data = store.load()  # {} when the session is gone or expired
+    if str(data.get(SESSION_KEY)) != str(user_id):
+        return False
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return False
+    known = data.get(HASH_SESSION_KEY) or ""
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return any(constant_time_compare(known, each) for each in hashes)

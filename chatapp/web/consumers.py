@@ -20,7 +20,7 @@ from chatapp import runs, services
 from chatapp.db import db
 from chatapp.models import Message, Run, Thread
 from chatapp.web import broadcast, fragments, lifecycle
-from chatapp.web.access import owned_threads
+from chatapp.web.access import owned_threads, still_signed_in
 from chatapp.web.hub import hub
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,10 @@ SOMETHING_WRONG = "Something went wrong on our side; please try again."
 MAX_SEND_BYTES = 768 * 1024
 TEXT_PIECE = 32_000  # characters of streamed text per frame, at most 4 bytes each
 TOO_BIG = "Part of this conversation is too large to show here; reload the page."
+SIGNED_OUT = "You are signed out: log in again to go on."
+SIGNED_OUT_CODE = 4401  # not one htmx reconnects on: the page stays signed out
+TOO_MANY_PAGES = "You have too many chats open at once; close some and reload this one."
+TOO_MANY = 4429
 ALLOWED_KEYS = {"type", "text", "client_id", "HEADERS"}  # htmx's ws-send adds HEADERS
 
 
@@ -52,8 +56,15 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         self.group = broadcast.group_name(thread.pk)
         self.known: dict[int, int] = {}  # streaming message id -> characters shown
         self.recent: deque[float] = deque()
+        self.user_id = self.scope["user"].pk
+        self.session_key = getattr(self.scope.get("session"), "session_key", None)
         self.hub = hub()
-        await self.hub.join(thread.pk, self)
+        if self.hub.pages_of(self.user_id) >= settings.CHATAPP_MAX_SOCKETS_PER_USER:
+            await self.accept()  # to say why: a refused handshake says nothing
+            await self.send(text_data=fragments.notice(TOO_MANY_PAGES))
+            await self.close(code=TOO_MANY)
+            return
+        await self.hub.join(thread.pk, self, self.user_id)
         await self.accept()
         broadcast.keep_watch()
         html, self.known = await db(self.current_state)()
@@ -61,7 +72,15 @@ class ThreadConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "hub"):
-            await self.hub.leave(self.thread.pk, self)
+            await self.hub.leave(self.thread.pk, self, self.user_id)
+
+    async def signed_out(self) -> bool:
+        """Close the socket, saying why, if its session no longer signs its user in."""
+        if await db(still_signed_in)(self.session_key, self.user_id):
+            return False
+        await self.send(text_data=fragments.notice(SIGNED_OUT))
+        await self.close(code=SIGNED_OUT_CODE)
+        return True
 
     @db
     def owned_thread(self) -> Thread | None:
@@ -87,7 +106,10 @@ class ThreadConsumer(AsyncWebsocketConsumer):
     # --- from the browser -------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Whatever arrives, the socket lives on: a frame we refuse gets a notice saying why."""
+        """Whatever arrives, the socket lives on: a frame we refuse gets a notice saying why.
+        But first, every frame: is its user still signed in?"""
+        if await self.signed_out():
+            return
         try:
             self.count_frame()
             if bytes_data is not None:
@@ -128,7 +150,13 @@ class ThreadConsumer(AsyncWebsocketConsumer):
     # --- from the thread's group -------------------------------------------------------------
 
     async def deliver(self, message: dict[str, Any]) -> None:
-        if message["type"] == "chat.html":
+        if message["type"] == "chat.session_ended":  # logged out; the session is going
+            if message["session"] == self.session_key:
+                await self.send(text_data=fragments.notice(SIGNED_OUT))
+                await self.close(code=SIGNED_OUT_CODE)
+        elif message["type"] == "chat.check_session":  # deactivated, or a new password
+            await self.signed_out()
+        elif message["type"] == "chat.html":
             await self.send_html(message["html"])
         elif message["type"] == "chat.text":
             await self.chat_text(message)

@@ -46,6 +46,7 @@ class Hub:
             self.layer, InMemoryChannelLayer
         )
         self.pages: defaultdict[str, set[Page]] = defaultdict(set)
+        self.users: defaultdict[Any, set[Page]] = defaultdict(set)  # user id -> their pages
         self.resenders: dict[str, Callable[[int, int], Awaitable[None]]] = {}
         self.listening: dict[str, bool] = {}  # thread with runs here -> another process listens
         self.broadcasts: defaultdict[str, int] = defaultdict(int)  # thread -> runs here
@@ -55,19 +56,29 @@ class Hub:
 
     # --- pages ------------------------------------------------------------------------------
 
-    async def join(self, thread_id: Any, page: Page) -> None:
+    async def join(self, thread_id: Any, page: Page, user_id: Any = None) -> None:
         key = str(thread_id)
         first = not self.pages[key]
         self.pages[key].add(page)
+        if user_id is not None:
+            self.users[user_id].add(page)
         if first and self.cross_process:
             await self.layer.group_add(group_name(key), await self.relay_channel())
             await self.layer.group_send(
                 PRESENCE, {"type": "presence", "thread": key, "origin": PROCESS}
             )
 
-    async def leave(self, thread_id: Any, page: Page) -> None:
+    def pages_of(self, user_id: Any) -> int:
+        """How many pages the user has open in this process."""
+        return len(self.users.get(user_id, ()))
+
+    async def leave(self, thread_id: Any, page: Page, user_id: Any = None) -> None:
         key = str(thread_id)
         self.pages[key].discard(page)
+        if user_id is not None and user_id in self.users:
+            self.users[user_id].discard(page)
+            if not self.users[user_id]:
+                del self.users[user_id]
         if not self.pages[key]:
             del self.pages[key]
             if self.cross_process and self.relay:
@@ -127,6 +138,20 @@ class Hub:
         members = await group_members(self.layer, group_name(thread_id))
         return members is None or any(member != self.relay for member in members)
 
+    # --- what a user's pages must hear --------------------------------------------------------
+
+    async def tell_user(self, user_id: Any, message: dict[str, Any]) -> None:
+        """To every page of the user, here and (through the relays) in other processes."""
+        for page in list(self.users.get(user_id, ())):
+            try:
+                await page.deliver(message)
+            except Exception:
+                logger.exception("Telling a page of user %s failed", user_id)
+        if self.cross_process:
+            await self.layer.group_send(
+                PRESENCE, {"type": "user", "user": user_id, "message": message, "origin": PROCESS}
+            )
+
     # --- the text a page lacks --------------------------------------------------------------
 
     def serve_resyncs(self, thread_id: Any, resend: Callable[[int, int], Awaitable[None]]) -> None:
@@ -162,12 +187,16 @@ class Hub:
                 logger.exception("The relay of this process could not read from the layer")
                 await asyncio.sleep(1)
                 continue
-            if message.get("origin") == PROCESS or "thread" not in message:
+            if message.get("origin") == PROCESS:
                 continue
-            if message["type"] == "presence":  # a page elsewhere: send there from now on
+            if message["type"] == "user":  # a user's pages everywhere must hear this
+                for page in list(self.users.get(message["user"], ())):
+                    with contextlib.suppress(Exception):
+                        await page.deliver(message["message"])
+            elif message["type"] == "presence":  # a page elsewhere: send there from now on
                 if message["thread"] in self.broadcasts:
                     self.listening[message["thread"]] = True
-            else:
+            elif "thread" in message:
                 await self.deliver(message["thread"], message)
 
 

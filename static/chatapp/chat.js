@@ -103,8 +103,14 @@
     syncComposer();
   });
 
-  document.addEventListener("htmx:wsClose", function () {
+  document.addEventListener("htmx:wsClose", function (event) {
     connected = false;
+    if (event.detail.event && event.detail.event.code >= 4000) {
+      // Closed on purpose (signed out, too many pages): the server's notice says why, and
+      // there is no reconnecting.
+      syncComposer();
+      return;
+    }
     showNotice(
       pending
         ? "Connection lost; your message will be sent when it is back…"

@@ -235,3 +235,17 @@ class FaultsInTheBrowser(BrowserTestCase):
         expect(page.locator(".msg--user").first).to_contain_text("Q00")
         self.assertEqual(page.locator(".msg--user").count(), 60)
         self.assertEqual(self.console_errors, [])
+
+
+class SecurityInTheBrowser(BrowserTestCase):
+    def test_logging_out_in_another_tab_signs_this_page_out(self) -> None:
+        page = self.open_page()
+        self.start_chat(page)
+        other = page.context.new_page()  # the same browser: the same session cookie
+        other.goto(f"{self.live_server_url}/")
+        other.get_by_role("button", name="Log out").click()
+        expect(page.locator("#notice")).to_contain_text("You are signed out")
+        expect(page.locator("#composer-text")).to_be_disabled()
+        page.wait_for_timeout(1500)  # no reconnecting: the notice stays
+        expect(page.locator("#notice")).to_contain_text("You are signed out")
+        self.assertEqual(self.console_errors, [])

@@ -5,10 +5,12 @@ shortened with a link to the whole text, and no frame the server sends is too bi
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from chatapp import services
 from chatapp.models import Message
@@ -31,6 +33,8 @@ def long_thread(user):
         Message.objects.create(
             thread=thread, role="assistant", assistant=bot, content=f"A{turn:02d} " + "a" * 20_000
         )
+    # Written over the past days, not in the last minute (a limit of messages per minute).
+    Message.objects.filter(thread=thread).update(created_at=timezone.now() - timedelta(days=2))
     return thread
 
 
