@@ -165,6 +165,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
+AXES_CLIENT_IP_CALLABLE = "chatapp.web.access.client_address"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -215,7 +216,10 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 # Behind a proxy that terminates TLS (README, "Deploying"): it says so in this header, and it
 # redirects plain HTTP itself. HSTS is switched on once the site is surely HTTPS only.
-if env_bool("BEHIND_HTTPS_PROXY", False):
+# Behind a proxy (README, "Deploying") the proxy says whether the request was HTTPS and who
+# sent it (the address it appends to X-Forwarded-For), and only it may say so.
+BEHIND_HTTPS_PROXY = env_bool("BEHIND_HTTPS_PROXY", False)
+if BEHIND_HTTPS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Other origins whose pages may post forms and open websockets here (scheme://host:port).
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")

@@ -3,7 +3,8 @@
 A user reaches only threads they own. Callers look a thread up *inside* `owned_threads(user)`,
 so another user's thread and a thread that does not exist give the same answer (a 404, a
 closed socket) and a thread id never reveals whether it exists. A socket stays open only
-while the session it was opened with still signs its user in (`still_signed_in`).
+while the session it was opened with still signs its user in (`still_signed_in`). Logins
+are throttled per username and `client_address`.
 """
 
 from __future__ import annotations
@@ -42,3 +43,14 @@ def still_signed_in(session_key: str | None, user_id: Any) -> bool:
     known = data.get(HASH_SESSION_KEY) or ""
     hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
     return any(constant_time_compare(known, each) for each in hashes)
+
+
+def client_address(request: Any) -> str | None:
+    """The address a request came from, for login throttling. Behind our proxy that is the
+    address the proxy appended to X-Forwarded-For (the right-most: anything to its left was
+    sent by the client and may be made up); otherwise the connection's own."""
+    if settings.BEHIND_HTTPS_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if last := forwarded.rsplit(",", 1)[-1].strip():
+            return last
+    return request.META.get("REMOTE_ADDR")
