@@ -51,6 +51,7 @@ class AssistantDefinition:
     description: str = ""
     instructions: str = ""
     tools: tuple[str, ...] = ()
+    ask_before: tuple[str, ...] = ()  # of `tools`: those that wait for the user's approval
     handoffs: tuple[HandoffDefinition, ...] = ()
     consults: tuple[ConsultDefinition, ...] = ()
     provider: str = ""

@@ -17,6 +17,10 @@ the model. Sync functions run in a worker thread, never on the event loop.
 `@tool(permission="app.codename")` names the Django permission a user needs for the tool: a
 user without it is not offered the tool, and a call to it is refused. A tool that needs more
 for some of its arguments checks with `ctx.require(...)`.
+
+`@tool(needs_approval=True)` makes the run pause before the tool runs until the user approves
+or rejects the call; `needs_approval` may also be a function of the call's arguments (a dict)
+that says whether this call needs it, e.g. only when it publishes.
 """
 
 from __future__ import annotations
@@ -88,6 +92,25 @@ class ToolSpec:
     context_parameter: str | None = None
     timeout: float | None = None  # None: settings.CHATAPP_TOOL_TIMEOUT
     permission: str | None = None  # the Django permission a user needs for this tool
+    # Whether a call waits for the user's approval: always, or depending on its arguments.
+    needs_approval: bool | Callable[[dict[str, Any]], bool] = False
+
+    def asks_approval(self, arguments: str) -> bool:
+        """Whether this call (its arguments as the model wrote them) waits for approval.
+        Arguments that are not a JSON object are refused by validation before anything runs,
+        so they need no approval; a failing condition asks, to be safe."""
+        if not callable(self.needs_approval):
+            return bool(self.needs_approval)
+        try:
+            value = json.loads(arguments or "{}")
+        except (ValueError, RecursionError):
+            return False
+        if not isinstance(value, dict):
+            return False
+        try:
+            return bool(self.needs_approval(value))
+        except Exception:
+            return True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.function(*args, **kwargs)
@@ -130,8 +153,10 @@ def tool(
     description: str | None = None,
     timeout: float | None = None,
     permission: str | None = None,
+    needs_approval: bool | Callable[[dict[str, Any]], bool] = False,
 ) -> Any:
-    """Decorator: `@tool` or `@tool(name=..., timeout=..., permission=...)` -> ToolSpec."""
+    """Decorator: `@tool` or `@tool(name=..., timeout=..., permission=..., needs_approval=...)`
+    -> ToolSpec."""
 
     def build(fn: Callable[..., Any]) -> ToolSpec:
         summary, argument_docs = parse_docstring(inspect.getdoc(fn) or "")
@@ -163,6 +188,7 @@ def tool(
             context_parameter=context_parameter,
             timeout=timeout,
             permission=permission,
+            needs_approval=needs_approval,
         )
 
     return build(function) if function is not None else build

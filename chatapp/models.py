@@ -39,6 +39,12 @@ class Assistant(models.Model):
     )
     temperature = models.FloatField(null=True, blank=True)
     tools = models.JSONField(default=list, blank=True, help_text="Names from the tool registry.")
+    ask_before = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Of its tools, those that wait for the user's approval before they run "
+        "(besides tools that always ask).",
+    )
     max_steps = models.PositiveSmallIntegerField(
         default=8, help_text="Model calls this assistant may make in one run."
     )
@@ -51,6 +57,16 @@ class Assistant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if not isinstance(self.ask_before, list) or not all(
+            isinstance(name, str) for name in self.ask_before
+        ):
+            raise ValidationError({"ask_before": "A list of tool names."})
+        if strangers := [name for name in self.ask_before if name not in (self.tools or [])]:
+            raise ValidationError(
+                {"ask_before": f"Not among its tools: {', '.join(strangers)}. Tick them first."}
+            )
 
 
 class HandoffRule(models.Model):
@@ -228,6 +244,8 @@ class Message(models.Model):
     class Status(models.TextChoices):
         COMPLETE = "complete"
         INCOMPLETE = "incomplete"
+        # Retried or edited away: kept for the trace, out of the page and the history.
+        REPLACED = "replaced"
 
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=10, choices=Role)
@@ -270,8 +288,11 @@ class Run(models.Model):
         CANCELLED = "cancelled"  # stopped by a person
         INTERRUPTED = "interrupted"  # its server stopped (SIGTERM, SIGINT) while it ran
         EXPIRED = "expired"  # its process died without a word: noticed by the heartbeat
+        # Paused until the user approves or rejects a tool call: no process holds it.
+        AWAITING_APPROVAL = "awaiting_approval"
 
-    ACTIVE = (Status.QUEUED, Status.IN_PROGRESS)
+    WORKING = (Status.QUEUED, Status.IN_PROGRESS)  # a process runs it, or is about to
+    ACTIVE = (*WORKING, Status.AWAITING_APPROVAL)  # the thread is busy: no new message
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="runs")
@@ -279,7 +300,7 @@ class Run(models.Model):
     assistant_version = models.ForeignKey(
         AssistantVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
-    status = models.CharField(max_length=12, choices=Status, default=Status.QUEUED)
+    status = models.CharField(max_length=20, choices=Status, default=Status.QUEUED)
     error = models.TextField(blank=True, help_text="Shown to the user: plain words.")
     # For staff: what happened, with the model server's address (credentials removed).
     error_detail = models.TextField(blank=True)
@@ -296,7 +317,7 @@ class Run(models.Model):
             # The thread lock: the database itself refuses a second active run.
             models.UniqueConstraint(
                 fields=["thread"],
-                condition=Q(status__in=["queued", "in_progress"]),
+                condition=Q(status__in=["queued", "in_progress", "awaiting_approval"]),
                 name="one_active_run_per_thread",
             )
         ]
@@ -311,6 +332,7 @@ class RunStep(models.Model):
         TOOL_CALL = "tool_call"
         HANDOFF = "handoff"
         CONSULT = "consult"
+        APPROVAL = "approval"  # a tool call put to the user, and what they decided
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
     index = models.PositiveIntegerField()

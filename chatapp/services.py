@@ -146,9 +146,10 @@ def check_limits(owner_id: Any) -> None:
 
 
 def answers_being_written(owner_id: Any) -> int:
-    """The user's active runs (consultations are part of the run that asked)."""
+    """The user's runs being written now (consultations are part of the run that asked; a
+    run paused for approval costs nothing while it waits)."""
     return Run.objects.filter(
-        thread__owner_id=owner_id, thread__parent__isnull=True, status__in=Run.ACTIVE
+        thread__owner_id=owner_id, thread__parent__isnull=True, status__in=Run.WORKING
     ).count()
 
 
@@ -183,8 +184,9 @@ GIVEN_UP = "The run stopped answering and was given up."
 def cancel_run(run: Run) -> Cancel:
     """Stop an active run. The run keeps its partial text.
 
-    A run that has not started, or whose heartbeat has been silent for a third of the expiry
-    (no process is running it), is cancelled at once; a running one is asked to stop. Faces
+    A run that has not started, is paused for approval, or whose heartbeat has been silent
+    for a third of the expiry (no process is running it), is cancelled at once; a running one
+    is asked to stop. Faces
     call `chatapp.runs.cancel`, which also stops a run of this process at once.
     """
     now = timezone.now()
@@ -193,6 +195,7 @@ def cancel_run(run: Run) -> Cancel:
         Q(status=Run.Status.QUEUED)
         | Q(status=Run.Status.IN_PROGRESS, heartbeat_at__lt=silent)
         | Q(status=Run.Status.IN_PROGRESS, heartbeat_at__isnull=True, created_at__lt=silent)
+        | Q(status=Run.Status.AWAITING_APPROVAL)  # paused: nobody holds it
     )
     if not_running.update(
         status=Run.Status.CANCELLED, cancel_requested=True, finished_at=now, error=STOPPED
@@ -215,7 +218,8 @@ def expire_stale_runs(thread: Thread | None = None) -> list[Expired]:
     expired, so that open pages can be told."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.CHATAPP_RUN_EXPIRY)
-    stale = Run.objects.filter(status__in=Run.ACTIVE, created_at__lt=cutoff).exclude(
+    # A run paused for approval holds nothing and beats no heart: it waits as long as it must.
+    stale = Run.objects.filter(status__in=Run.WORKING, created_at__lt=cutoff).exclude(
         heartbeat_at__gte=cutoff
     )
     if thread is not None:

@@ -2,11 +2,12 @@
 then moves the thread to the Page editor); the Page editor's tools edit that page.
 
 Each needs a permission of the user: viewing pages, changing them, and (for the `published`
-setting) publishing them — the demo user has all three, a new user none."""
+setting) publishing them — the demo user has all three, a new user none. Publishing also
+waits for the user to approve the call."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from assistants_registry.site_editor.models import Page
 from assistants_registry.tools import ToolContext, ToolError, tool
@@ -100,7 +101,12 @@ def set_layout(ctx: ToolContext, layout: Literal["single", "sidebar", "wide"]) -
     return f"{page.slug} now uses the {page.get_layout_display()} layout."
 
 
-@tool(permission=CHANGE)
+def publishes(arguments: dict[str, Any]) -> bool:
+    """Publishing or unpublishing is seen by visitors at once: the user approves it first."""
+    return arguments.get("published") is not None
+
+
+@tool(permission=CHANGE, needs_approval=publishes)
 def update_settings(
     ctx: ToolContext, published: bool | None = None, show_in_menu: bool | None = None
 ) -> str:

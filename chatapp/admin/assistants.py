@@ -111,7 +111,7 @@ class AssistantAdmin(admin.ModelAdmin):
                 "refuses a template that does not render; Preview shows the result.",
             },
         ),
-        ("Tools", {"fields": ["tools"]}),
+        ("Tools", {"fields": ["tools", "ask_before"]}),
         ("Model", {"fields": ["provider", "model", "temperature", "max_steps"]}),
         ("Timestamps", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]

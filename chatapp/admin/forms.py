@@ -24,8 +24,13 @@ NOT_INSTALLED = "(not installed)"
 
 
 def needs(spec: ToolSpec) -> str:
-    """The permission a user needs for the tool, as the admin shows it."""
-    return f" (users need the permission {spec.permission})" if spec.permission else ""
+    """The permission a user needs for the tool, and whether it asks before running."""
+    notes = [f"users need the permission {spec.permission}"] if spec.permission else []
+    if spec.needs_approval is True:
+        notes.append("always asks the user before running")
+    elif spec.needs_approval:
+        notes.append("asks the user before some calls")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def tool_choices(tools: Registry, saved: list[str]) -> list[tuple[str, str]]:
@@ -47,6 +52,13 @@ class AssistantForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         help_text="What this assistant can do, from the tool registry.",
     )
+    ask_before = forms.MultipleChoiceField(
+        required=False,
+        label="Ask before running",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Of its tools, those whose every call waits for the user to approve or "
+        "reject it (tools marked so ask anyway).",
+    )
 
     class Meta:
         model = Assistant
@@ -62,6 +74,10 @@ class AssistantForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         saved = list(self.instance.tools or []) if self.instance.pk else []
         self.fields["tools"].choices = tool_choices(registry, saved)
+        asked = list(self.instance.ask_before or []) if self.instance.pk else []
+        self.fields["ask_before"].choices = [
+            (name, name) for name, _ in tool_choices(registry, asked + saved)
+        ]
 
     def clean_tools(self) -> list[str]:
         chosen = set(self.cleaned_data["tools"])

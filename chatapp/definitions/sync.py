@@ -123,6 +123,7 @@ def validated(definition: AssistantDefinition) -> AssistantDefinition:
 def assistant_changes(definition: AssistantDefinition, current: Assistant | None) -> list[Change]:
     values = {name: getattr(definition, name) for name in ASSISTANT_FIELDS}
     values["tools"] = list(definition.tools)
+    values["ask_before"] = list(definition.ask_before)
     try:
         Assistant(slug=definition.slug, **values).full_clean(
             validate_unique=False, validate_constraints=False

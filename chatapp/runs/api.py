@@ -3,20 +3,26 @@
 thread = services.start_thread("welcome", user=user)
 run = say(thread, "I want to edit the about page")
 run.status, list(run.messages.all()), list(run.steps.all())
+
+A run that calls a tool needing approval comes back paused (status "awaiting_approval");
+`pending(run)` lists its calls, and `approve(run, call_id)` / `reject(run, call_id, reason)`
+decide one — the last decision runs the rest of the answer and returns the run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from asgiref.sync import async_to_sync
 
 from chatapp import services
 from chatapp.db import db
 from chatapp.models import Run, Thread
-from chatapp.runs import cancellation
+from chatapp.runs import cancellation, store
 from chatapp.runs.engine import execute
 from chatapp.runs.events import RunEvent
+from chatapp.runs.records import ApprovalRecord
 
 EventHandler = Callable[[RunEvent], None]
 
@@ -50,3 +56,44 @@ def cancel(run: Run) -> services.Cancel:
     if outcome == services.Cancel.ASKED:
         cancellation.request(run.pk)
     return outcome
+
+
+def pending(run: Run) -> list[ApprovalRecord]:
+    """The tool calls a paused run waits on, in the order the model made them."""
+    return [record for _, record in store.pending_approvals(run.pk)]
+
+
+async def adecide(
+    run: Run,
+    call_id: str,
+    *,
+    approved: bool,
+    reason: str = "",
+    by: Any = None,
+    on_event: EventHandler | None = None,
+) -> Run:
+    """Approve or reject one paused call (`by`: who decided, the thread's owner by default);
+    the last decision runs the rest of the answer here. Returns the run as it is then."""
+
+    def decide() -> store.Decided:
+        who = (
+            by
+            if by is not None
+            else Thread.objects.select_related("owner").get(pk=run.thread_id).owner
+        )
+        return store.decide(run.pk, call_id, approved=approved, by=who, reason=reason)
+
+    decided = await db(decide)()
+    if decided.resumed:
+        async for event in execute(run.pk):
+            if on_event is not None:
+                on_event(event)
+    return await Run.objects.select_related("thread__current_assistant").aget(pk=run.pk)
+
+
+def approve(run: Run, call_id: str, **options: Any) -> Run:
+    return async_to_sync(adecide)(run, call_id, approved=True, **options)
+
+
+def reject(run: Run, call_id: str, reason: str = "", **options: Any) -> Run:
+    return async_to_sync(adecide)(run, call_id, approved=False, reason=reason, **options)

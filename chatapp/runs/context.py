@@ -12,7 +12,7 @@ from django.template import Context, Engine
 from assistants_registry.registry import Registry
 from assistants_registry.tools import Permissions, ToolSpec
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Message, Thread
-from chatapp.providers.base import ProviderRequest, ToolDefinition
+from chatapp.providers.base import ProviderRequest, ToolCall, ToolDefinition
 from chatapp.runs import history
 from chatapp.runs.consult import ConsultTool, consult_tool
 from chatapp.runs.handoffs import HandoffTool, handoff_tool
@@ -36,6 +36,15 @@ class AssistantTools:
     handoffs: dict[str, HandoffTool] = field(default_factory=dict)
     consults: dict[str, ConsultTool] = field(default_factory=dict)
     after_tool: list[HandoffRule] = field(default_factory=list)
+    ask_before: frozenset[str] = frozenset()  # the assistant's own choice, besides the tools'
+
+    def needs_approval(self, call: ToolCall) -> bool:
+        """Whether this call waits for the user: one of the assistant's ordinary tools that
+        always asks, asks for these arguments, or that the assistant was set to ask about."""
+        spec = self.ordinary.get(call.name)
+        return spec is not None and (
+            call.name in self.ask_before or spec.asks_approval(call.arguments)
+        )
 
     def kind(self, name: str) -> Literal["tool", "handoff", "consult"]:
         if name in self.handoffs:
@@ -64,7 +73,7 @@ def assistant_tools(
 ) -> AssistantTools:
     """What the assistant may call; with `permissions`, only the tools the user may use are
     offered (None: all, for the admin's preview)."""
-    tools = AssistantTools()
+    tools = AssistantTools(ask_before=frozenset(assistant.ask_before or ()))
     for name in assistant.tools:
         if name in registry:
             spec = registry.get(name)

@@ -26,6 +26,7 @@ from chatapp.providers.base import (
 )
 from chatapp.runs import cancellation, context, store, turns
 from chatapp.runs.events import (
+    ApprovalRequested,
     Handoff,
     MessageCompleted,
     MessageStarted,
@@ -62,7 +63,9 @@ async def execute(
         return
     run, limits = start.run, limits or Limits.from_settings()
     loop = RunLoop(run, registry, limits, depth=depth, budget=budget, watch=watch)
-    loop.next_turn = start.turn
+    loop.next_turn, loop.resume = start.turn, start.resume
+    if start.resume is not None:  # the run goes on where it paused
+        loop.step_index, loop.usage = start.resume.last_index, {**loop.usage, **start.resume.usage}
     yield RunStarted(
         str(run.pk),
         str(run.thread_id),
@@ -79,6 +82,15 @@ async def execute(
     try:
         async for event in loop.steps():
             yield event
+    except Paused as paused:
+        heart.cancel()
+        requests = await loop.pause(paused)
+        if requests is not None:
+            for request in requests:
+                yield request
+            yield RunFinished(str(run.pk), Run.Status.AWAITING_APPROVAL)
+            return
+        status, error = stopped()  # a Stop came first: nothing was put to the user
     except Stop as stop:
         status, error = stop.status, stop.reason
     except cancellation.Cancelled:
@@ -106,6 +118,14 @@ def stopped() -> tuple[str, str]:
     if cancellation.shutting_down():
         return Run.Status.INTERRUPTED, "The server restarted while answering; ask again."
     return Run.Status.CANCELLED, "Stopped."
+
+
+class Paused(Exception):
+    """A turn's tool calls wait for the user's approval (raised before any of them runs)."""
+
+    def __init__(self, assistant: Assistant, message_id: int, calls: list[ToolCall]) -> None:
+        super().__init__(f"{len(calls)} call(s) await approval")
+        self.assistant, self.message_id, self.calls = assistant, message_id, calls
 
 
 async def beat(watch: tuple[str, ...], interval: float) -> None:
@@ -136,6 +156,8 @@ class RunLoop:
         self.message: Message | None = None  # the assistant message being streamed
         self.text = ""
         self.next_turn: turns.Turn | None = None  # loaded ahead, with the run's start
+        self.resume: turns.Resume | None = None  # the paused turn's calls, now decided
+        self.last_message_id = 0  # the latest assistant message, whose calls may pause
         self.saving: asyncio.Task[None] | None = None  # the partial text being saved
         self.tools = ToolSteps(
             run,
@@ -154,7 +176,6 @@ class RunLoop:
             if turn.stop_requested or cancellation.requested(self.run_id):
                 raise Stop(Run.Status.CANCELLED, "Stopped.")
             assistant = turn.assistant
-            self.counter.spend(assistant)
             may_consult = self.depth < self.limits.max_consult_depth
             tools = context.assistant_tools(
                 assistant,
@@ -163,21 +184,32 @@ class RunLoop:
                 turn.consults if may_consult else [],
                 turn.permissions,
             )
-            provider = get_provider(assistant.provider)
-            request = context.build_request(
-                turn.thread,
-                assistant,
-                turn.history,
-                tools,
-                assistant.model or provider.default_model,
-            )
-            calls: list[ToolCall] = []
-            async for event in self.stream_message(provider.stream(request), assistant, calls):
-                yield event
-            if not calls:
-                return
+            resume, self.resume = self.resume, None
+            if resume is not None:  # the paused turn's calls, decided: no model call
+                calls, decisions = resume.calls, resume.decisions
+            else:
+                self.counter.spend(assistant)
+                provider = get_provider(assistant.provider)
+                request = context.build_request(
+                    turn.thread,
+                    assistant,
+                    turn.history,
+                    tools,
+                    assistant.model or provider.default_model,
+                )
+                calls, decisions = [], {}
+                stream = provider.stream(request)
+                async for event in self.stream_message(stream, assistant, calls):
+                    yield event
+                if not calls:
+                    return
+                # Only the run the user follows pauses: a consulted specialist's calls that
+                # need approval are refused (ToolSteps never runs one undecided).
+                asking = [call for call in calls if tools.needs_approval(call)]
+                if asking and self.depth == 0:
+                    raise Paused(assistant, self.last_message_id, asking)
             moved = False
-            async for event in self.tools.run_tools(turn, tools, calls):
+            async for event in self.tools.run_tools(turn, tools, calls, decisions):
                 moved = moved or isinstance(event, Handoff)
                 yield event
             rule = self.tools.last_rule
@@ -235,6 +267,7 @@ class RunLoop:
         message, self.message = self.message, None
         if message is None:
             return None
+        self.last_message_id = message.pk
         await db(store.finish_message)(
             self.run,
             message,
@@ -262,6 +295,28 @@ class RunLoop:
             return None
         name = message.assistant.name if message.assistant else ""
         return MessageCompleted(self.run_id, message.pk, self.text, "incomplete", name)
+
+    async def pause(self, paused: Paused) -> list[ApprovalRequested] | None:
+        """Record the calls put to the user and pause the run; None if a Stop came first."""
+        first_index = self.step_index + 1
+        self.step_index += len(paused.calls)
+        steps = await db(store.pause_for_approval)(
+            self.run,
+            paused.assistant,
+            paused.message_id,
+            paused.calls,
+            first_index,
+            dict(self.usage),
+        )
+        if steps is None:
+            return None
+        cancellation.forget(self.run_id)
+        return [
+            ApprovalRequested(
+                self.run_id, step.pk, call.id, call.name, call.arguments, paused.assistant.name
+            )
+            for step, call in zip(steps, paused.calls, strict=True)
+        ]
 
     def child_events(self, run_id: Any, budget: Budget) -> AsyncIterator[RunEvent]:
         return execute(

@@ -86,9 +86,27 @@ class Handoff:
 
 
 @dataclass(frozen=True, slots=True)
-class RunFinished:
+class ApprovalRequested:
+    """The run pauses: this call waits for the user to approve or reject it (step_id: its
+    approval step)."""
+
     run_id: str
-    status: Literal["completed", "failed", "cancelled", "interrupted", "expired"]
+    step_id: int
+    call_id: str
+    name: str
+    arguments: str
+    assistant_name: str = ""
+    type: Literal["approval.requested"] = "approval.requested"
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    """The run ended — or paused, with status "awaiting_approval", after ApprovalRequested."""
+
+    run_id: str
+    status: Literal[
+        "completed", "failed", "cancelled", "interrupted", "expired", "awaiting_approval"
+    ]
     error: str = ""
     type: Literal["run.finished"] = "run.finished"
 
@@ -112,6 +130,7 @@ RunEvent = (
     | ToolCalled
     | ToolResult
     | Handoff
+    | ApprovalRequested
     | RunFinished
     | Nested
 )

@@ -109,3 +109,40 @@ class MessageStepRecord(Record):
     tool_calls: int = 0
     usage: dict[str, int] = field(default_factory=dict)
     version: int | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRecord(Record):
+    """A tool call put to the user before it runs (on an approval step), and their decision:
+    who decided, when, and for a rejection why. The run pauses until every call of its turn
+    is decided."""
+
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""  # JSON text, as the model wrote it
+    message_id: int | None = None  # the assistant's message that made the call
+    decision: Literal["pending", "approved", "rejected"] = "pending"
+    reason: str = ""  # a rejection's, given to the model
+    by: str = ""  # the username of who decided
+    by_id: int | None = None
+    decided_at: str = ""  # ISO 8601
+
+    @property
+    def pending(self) -> bool:
+        return self.decision == "pending"
+
+    def decided(self, approved: bool, *, by: Any, reason: str, at: str) -> Self:
+        return dataclasses.replace(
+            self,
+            decision="approved" if approved else "rejected",
+            reason=reason,
+            by=by.get_username() if by is not None else "",
+            by_id=by.pk if by is not None else None,
+            decided_at=at,
+        )
+
+    @property
+    def rejection(self) -> str:
+        """What the model is told about a rejected call."""
+        said = f" They said: {self.reason}" if self.reason else ""
+        return f"The user rejected this call to {self.name}; it was not run.{said}"

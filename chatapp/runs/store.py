@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from assistants_registry.tools import ToolOutcome
@@ -20,6 +22,7 @@ from chatapp.models import Assistant, ConsultRule, HandoffRule, Message, Run, Ru
 from chatapp.providers.base import ToolCall
 from chatapp.runs import turns
 from chatapp.runs.records import (
+    ApprovalRecord,
     HandoffRecord,
     MessageStepRecord,
     ToolResultRecord,
@@ -33,23 +36,32 @@ class RunNotStartable(Exception):
 
 @dataclass
 class Start:
-    """A run that has begun: the question it answers and its first turn, in one trip."""
+    """A run that has begun: the question it answers and its first turn, in one trip. A run
+    resumed after its tool calls were decided has no question to show again, and goes on
+    with those calls (`resume`)."""
 
     run: Run
     question_id: int
     question: str
     client_id: str
     turn: turns.Turn
+    resume: turns.Resume | None = None
 
 
 def begin(run_id: str, watch: tuple[str, ...] = ()) -> Start:
     now = timezone.now()
     started = Run.objects.filter(
         pk=run_id, status=Run.Status.QUEUED, cancel_requested=False
-    ).update(status=Run.Status.IN_PROGRESS, started_at=now, heartbeat_at=now)
+    ).update(
+        status=Run.Status.IN_PROGRESS,
+        heartbeat_at=now,
+        started_at=Coalesce("started_at", Value(now)),  # a resumed run began before
+    )
     if not started:
         raise RunNotStartable(run_id)
     turn = turns.load_turn(run_id, watch)
+    if (resume := turns.paused_turn(turn.run)) is not None:
+        return Start(turn.run, 0, "", "", turn, resume)
     return Start(turn.run, *turns.question_of(run_id), turn)
 
 
@@ -108,6 +120,39 @@ def finish_message(
             data=record.to_data(),
             finished_at=timezone.now(),
         )
+
+
+def pause_for_approval(
+    run: Run,
+    assistant: Assistant,
+    message_id: int,
+    calls: list[ToolCall],
+    first_index: int,
+    usage: dict[str, int],
+) -> list[RunStep] | None:
+    """Put the calls to the user: an approval step each, and the run paused, together. None
+    (nothing written) when a Stop came first: the run ends as stopped instead."""
+    with transaction.atomic():
+        paused = Run.objects.filter(
+            pk=run.pk, status=Run.Status.IN_PROGRESS, cancel_requested=False
+        ).update(status=Run.Status.AWAITING_APPROVAL, usage=usage, heartbeat_at=timezone.now())
+        if not paused:
+            return None
+        return [
+            RunStep.objects.create(
+                run=run,
+                index=first_index + offset,
+                kind=RunStep.Kind.APPROVAL,
+                assistant=assistant,
+                data=ApprovalRecord(
+                    call_id=call.id,
+                    name=call.name,
+                    arguments=call.arguments,
+                    message_id=message_id,
+                ).to_data(),
+            )
+            for offset, call in enumerate(calls)
+        ]
 
 
 def start_tool_step(
@@ -294,3 +339,61 @@ def end_run(
             heartbeat_at=now,
         )
         Thread.objects.filter(pk=run.thread_id).update(updated_at=now)
+
+
+class DecisionRefused(Exception):
+    """The call cannot be approved or rejected (decided already, or the run is not waiting);
+    the text says why in plain words."""
+
+
+@dataclass
+class Decided:
+    """A decision recorded: the approval step as it is now, and whether it was the last one
+    the run waited for (the run is then queued again, for a face to run)."""
+
+    step: RunStep
+    record: ApprovalRecord
+    run: Run
+    resumed: bool
+
+
+MAX_REASON_CHARS = 1000
+
+
+def decide(run_id: Any, call_id: str, *, approved: bool, by: Any, reason: str = "") -> Decided:
+    """Record the user's decision on one paused call. When no call of the turn is left
+    undecided, the run is queued again, its heartbeat fresh so no sweep mistakes it for dead."""
+    reason = " ".join(str(reason or "").split())
+    if len(reason) > MAX_REASON_CHARS:
+        raise DecisionRefused(f"That reason is too long (the limit is {MAX_REASON_CHARS}).")
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != Run.Status.AWAITING_APPROVAL:
+            raise DecisionRefused("Nothing is waiting for approval here any more.")
+        steps = list(run.steps.filter(kind=RunStep.Kind.APPROVAL).order_by("index"))
+        waiting = [step for step in steps if ApprovalRecord.from_data(step.data).pending]
+        step = next(
+            (s for s in waiting if ApprovalRecord.from_data(s.data).call_id == call_id), None
+        )
+        if step is None:
+            raise DecisionRefused("That call is not waiting for approval.")
+        now = timezone.now()
+        record = ApprovalRecord.from_data(step.data).decided(
+            approved, by=by, reason=reason, at=now.isoformat()
+        )
+        step.data, step.finished_at = record.to_data(), now
+        step.save(update_fields=["data", "finished_at"])
+        resumed = len(waiting) == 1
+        if resumed:
+            Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED, heartbeat_at=now)
+            run.status = Run.Status.QUEUED
+    return Decided(step, record, run, resumed)
+
+
+def pending_approvals(run_id: Any) -> list[tuple[int, ApprovalRecord]]:
+    """The calls a paused run waits on (step id, record); none for a run that is not paused."""
+    steps = RunStep.objects.filter(
+        run_id=run_id, run__status=Run.Status.AWAITING_APPROVAL, kind=RunStep.Kind.APPROVAL
+    ).order_by("index")
+    found = [(step.pk, ApprovalRecord.from_data(step.data)) for step in steps]
+    return [(pk, record) for pk, record in found if record.pending]

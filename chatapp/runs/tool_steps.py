@@ -18,10 +18,23 @@ from chatapp.runs import cancellation, consult, context, store, turns
 from chatapp.runs.events import Handoff, Nested, RunEvent, ToolCalled, ToolResult
 from chatapp.runs.handoffs import check_required, handoff_updates
 from chatapp.runs.limits import Budget, Limits, StepCounter, Stop
-from chatapp.runs.records import ToolStepRecord
+from chatapp.runs.records import ApprovalRecord, ToolStepRecord
 
 ChildRunner = Callable[[Any, Budget], AsyncIterator[RunEvent]]
 PendingHandoff = tuple[HandoffRule, dict[str, Any], RunStep | None]
+
+
+def approved(decision: ApprovalRecord | None) -> bool:
+    return decision is not None and decision.decision == "approved"
+
+
+def not_approved(call: ToolCall, decision: ApprovalRecord | None) -> ToolOutcome:
+    if decision is not None and decision.decision == "rejected":
+        return ToolOutcome(decision.rejection, is_error=True)
+    return ToolOutcome(
+        f"{call.name} needs the user's approval, which was not given here: it was not run.",
+        is_error=True,
+    )
 
 
 class ToolSteps:
@@ -41,9 +54,15 @@ class ToolSteps:
         self.last_rule: HandoffRule | None = None  # the rule of the latest handoff
 
     async def run_tools(
-        self, turn: turns.Turn, tools: context.AssistantTools, calls: list[ToolCall]
+        self,
+        turn: turns.Turn,
+        tools: context.AssistantTools,
+        calls: list[ToolCall],
+        decisions: dict[str, ApprovalRecord] | None = None,
     ) -> AsyncIterator[RunEvent]:
-        """Ordinary tools first, then at most one handoff: an after-tool rule or a handoff tool."""
+        """Ordinary tools first, then at most one handoff: an after-tool rule or a handoff tool.
+        A call that needs the user's approval runs only if `decisions` says it was approved."""
+        decisions = decisions or {}
         metadata = dict(turn.thread.metadata)
         handoff: PendingHandoff | None = None
         for call in sorted(calls, key=lambda c: c.name in tools.handoffs):
@@ -65,6 +84,8 @@ class ToolSteps:
                 if not outcome.is_error:
                     handoff = (rule, updates, step)  # answered when it is applied, below
                     continue
+            elif tools.needs_approval(call) and not approved(decisions.get(call.id)):
+                outcome, updates = not_approved(call, decisions.get(call.id)), {}
             else:
                 outcome, updates = await self.call_tool(turn, tools, call, metadata)
                 rule = tools.after(call.name)

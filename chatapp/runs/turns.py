@@ -5,7 +5,9 @@ Reads only: the run's writes are in store.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from django.db.models import Max
 
 from assistants_registry.tools import Permissions
 from chatapp.models import (
@@ -15,8 +17,11 @@ from chatapp.models import (
     HandoffRule,
     Message,
     Run,
+    RunStep,
     Thread,
 )
+from chatapp.providers.base import ToolCall
+from chatapp.runs.records import ApprovalRecord
 
 
 @dataclass
@@ -29,6 +34,43 @@ class Turn:
     history: list[Message]
     stop_requested: bool
     permissions: Permissions  # of the user the run answers: which tools they may use
+
+
+@dataclass
+class Resume:
+    """A run going on after the user decided its paused tool calls: the calls of that turn
+    (all of them: none ran before the pause), each approval's decision, and where the run's
+    steps and token count stood."""
+
+    calls: list[ToolCall]
+    decisions: dict[str, ApprovalRecord]  # call id -> the decision
+    last_index: int
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+def paused_turn(run: Run) -> Resume | None:
+    """The turn a run paused in, if it paused and that turn's calls have not run yet."""
+    approvals = [
+        ApprovalRecord.from_data(data)
+        for data in RunStep.objects.filter(run=run, kind=RunStep.Kind.APPROVAL)
+        .order_by("index")
+        .values_list("data", flat=True)
+    ]
+    if not approvals:
+        return None
+    message_id = approvals[-1].message_id
+    message = Message.objects.filter(pk=message_id, run=run).first()
+    if message is None:
+        return None
+    calls = [ToolCall(c["id"], c["name"], c["arguments"]) for c in message.tool_calls]
+    answered = Message.objects.filter(
+        run=run, role=Message.Role.TOOL, tool_call_id__in=[c.id for c in calls], pk__gt=message.pk
+    ).exists()
+    if answered:  # resumed before, and went on
+        return None
+    decisions = {a.call_id: a for a in approvals if a.message_id == message_id}
+    last_index = run.steps.aggregate(last=Max("index"))["last"] or 0
+    return Resume(calls, decisions, last_index, dict(run.usage or {}))
 
 
 def question_of(run_id: str) -> tuple[int, str, str]:
@@ -49,7 +91,11 @@ def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
     thread = run.thread
     assistant = thread.current_assistant
     rules, consults = rules_of(assistant)
-    history = list(thread.messages.select_related("assistant").order_by("id"))
+    history = list(
+        thread.messages.exclude(status=Message.Status.REPLACED)
+        .select_related("assistant")
+        .order_by("id")
+    )
     stop = run.cancel_requested or bool(watch and stop_requested(watch))
     return Turn(run, thread, assistant, rules, consults, history, stop, permissions_of(run))
 

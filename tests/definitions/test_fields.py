@@ -90,6 +90,7 @@ def non_default(item: dataclasses.Field) -> object:
         "description": "Something else.",
         "instructions": "Be brief.",
         "tools": ["select_page"],
+        "ask_before": ["select_page"],
         "provider": "openai",
         "model": "gpt-test",
         "temperature": 0.25,

@@ -17,7 +17,7 @@ from assistants_registry.site_editor.models import Page
 from chatapp import services
 from chatapp.models import Assistant, Message
 from chatapp.providers.scripted import Say
-from chatapp.runs import say
+from chatapp.runs import approve, pending, say
 from tests.factories import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,6 +89,8 @@ def test_publishing_is_a_permission_of_its_own(site_editor, django_user_model, s
         Say("Done."),
     )
     run = say(thread, "unpublish it and hide it from the menu")
+    assert run.status == "awaiting_approval"  # publishing asks the user first
+    run = approve(run, pending(run)[0].call_id)
     refused, done = Message.objects.filter(run=run, role="tool").order_by("id")
     assert refused.content.startswith("Error: You may not publish or unpublish pages")
     assert Page.objects.get(slug="about").settings == {
