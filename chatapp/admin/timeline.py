@@ -1,6 +1,7 @@
 """A run's steps as a readable timeline for the Run admin: who spoke and what, each tool
 call with its arguments and result, each consultation with the specialist's answer (and a
-link to its own run), each handoff with the facts it wrote.
+link to its own run), each handoff with the facts it wrote, each call put to the user with
+who approved or rejected it, when, and why.
 
 Loads in a fixed number of queries: the steps (with their assistants), the messages they
 point at, and the assistants named by handoffs and consultations.
@@ -14,9 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 
 from chatapp.models import Assistant, Message, Run, RunStep
-from chatapp.runs import HandoffRecord, MessageStepRecord, ToolStepRecord
+from chatapp.runs import ApprovalRecord, HandoffRecord, MessageStepRecord, ToolStepRecord
 
 
 @dataclass
@@ -140,6 +144,23 @@ def entry(step: RunStep, messages: dict[int, Message], names: dict[str, str]) ->
             item.link = reverse("admin:chatapp_run_change", args=[called.child_run])
         if called.resumed:
             item.details.append("resumed the previous consultation")
+    elif step.kind == RunStep.Kind.APPROVAL:
+        asked = ApprovalRecord.from_data(step.data)
+        item.title = f"{speaker} asked the user before calling {asked.name or '?'}"
+        item.arguments = pretty_json(asked.arguments)
+        item.duration = ""  # a person's time, not the run's
+        if asked.pending:
+            item.details.append("waiting for the user's decision")
+        else:
+            item.title += f" — {asked.decision} by {asked.by or '?'}"
+            item.is_error = asked.decision == "rejected"
+            when = parse_datetime(asked.decided_at) if asked.decided_at else None
+            item.details.append(
+                f"{asked.decision} by {asked.by or '?'}"
+                + (f" on {date_format(localtime(when), 'DATETIME_FORMAT')}" if when else "")
+            )
+            if asked.reason:
+                item.details.append(f"reason: {asked.reason}")
     else:  # a kind added later: show what was recorded
         item.title = f"{speaker}: {step.get_kind_display()}"
         item.arguments = pretty_json(step.data)

@@ -59,6 +59,7 @@ def assistant_data(assistant: Assistant, **changes: Any) -> dict[str, Any]:
         "description": assistant.description,
         "instructions": assistant.instructions,
         "tools": list(assistant.tools),
+        "ask_before": list(assistant.ask_before),
         "provider": assistant.provider,
         "model": assistant.model,
         "temperature": "" if assistant.temperature is None else assistant.temperature,

@@ -89,6 +89,24 @@ def test_a_tool_that_is_not_installed_stays_visible_and_is_kept(admin_client, de
     assert welcome.tools == ["select_page", "retired_tool"]  # order kept too
 
 
+def test_staff_choose_which_tools_ask_the_user_first(admin_client, demo):
+    editor = demo["page-editor"]
+    response = admin_client.get(url("assistant_change", editor.pk))
+    assert "Ask before running" in text(response)
+    assert "update_settings — " in text(response) and "asks the user before some calls" in text(
+        response
+    )
+    data = assistant_data(editor, ask_before=["set_body"])
+    assert admin_client.post(url("assistant_change", editor.pk), data).status_code == 302
+    editor.refresh_from_db()
+    assert editor.ask_before == ["set_body"]
+
+    data = assistant_data(editor, ask_before=["select_page"])  # not one of its tools
+    response = admin_client.post(url("assistant_change", editor.pk), data)
+    assert response.status_code == 200
+    assert "Not among its tools: select_page" in text(response)
+
+
 # --- templates and rules are checked on save ---------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from chatapp import services
 from chatapp.models import Message, Run
 from chatapp.providers import registry
 from chatapp.providers.openai import OpenAIProvider
+from chatapp.providers.scripted import Say
 from chatapp.runs import say
 from tests.admin.support import text, url
 from tests.factories import assistant as make_assistant
@@ -148,3 +149,33 @@ def test_an_answer_cut_by_the_model_shows_as_interrupted_in_the_timeline(admin_c
     page = text(admin_client.get(url("run_change", run.pk)))
     assert "The answer was cut off: the model reached its length limit." in page
     assert "Teller spoke" in page and "Once upon a" in page and "interrupted" in page
+
+
+def test_the_timeline_shows_who_approved_or_rejected_what_and_when(
+    admin_client, site_editor, user, script
+):
+    from assistants_registry.site_editor.models import Page
+    from chatapp.runs import approve, pending, reject
+
+    make_assistant("publisher", name="Publisher", tools=["update_settings"])
+    Page.objects.create(slug="news", title="News", settings={"published": False})
+    thread = services.start_thread("publisher", user=user)
+    thread.metadata = {"page_id": "news"}
+    thread.save()
+    script(
+        Say("", calls=[("update_settings", {"published": True})]),
+        Say("", calls=[("update_settings", {"published": True})]),
+        Say("Published."),
+    )
+    run = say(thread, "publish it")
+    waiting = text(admin_client.get(url("run_change", run.pk)))
+    assert "Publisher asked the user before calling update_settings" in waiting
+    assert "waiting for the user's decision" in waiting
+    run = reject(run, pending(run)[0].call_id, reason="check the date first")
+    run = approve(run, pending(run)[0].call_id)
+    assert run.status == Run.Status.COMPLETED
+    page = text(admin_client.get(url("run_change", run.pk)))
+    assert f"update_settings — rejected by {user.username}" in page
+    assert "reason: check the date first" in page
+    assert f"update_settings — approved by {user.username}" in page
+    assert re.search(rf"approved by {user.username} on \w+", page)

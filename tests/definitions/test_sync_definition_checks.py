@@ -45,3 +45,12 @@ def test_python_definitions_get_the_same_type_checks():
         sync([dataclasses.replace(WELCOME, max_steps="8", handoffs=())])
     with pytest.raises(DefinitionError, match=r"'welcome': tools: Input should be a valid list"):
         sync([dataclasses.replace(WELCOME, tools=("select_page"), handoffs=())])
+
+
+def test_an_assistant_as_code_can_ask_before_its_own_tools_only():
+    asking = dataclasses.replace(PAGE_EDITOR, ask_before=("set_body",))
+    sync([WELCOME, asking])
+    assert Assistant.objects.get(slug="page-editor").ask_before == ["set_body"]
+    stranger = dataclasses.replace(PAGE_EDITOR, ask_before=("select_page",), origin="here")
+    with pytest.raises(DefinitionError, match="ask_before: Not among its tools: select_page"):
+        sync([WELCOME, stranger])

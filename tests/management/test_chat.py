@@ -97,3 +97,67 @@ def test_an_answer_cut_by_the_model_says_so_in_the_terminal(user, monkeypatch):
             registry.unregister("cutting")
     assert "Teller> Once upon a [interrupted]" in out.getvalue()
     assert "[failed] The answer was cut off: the model reached its length limit." in err.getvalue()
+
+
+def chat_with(slug: str, user, lines: str, monkeypatch) -> tuple[str, str]:
+    import io
+    import sys
+
+    from django.core.management import call_command
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
+    out, err = io.StringIO(), io.StringIO()
+    call_command("chat", slug, "--user", user.username, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def publisher(site_editor, user):
+    from assistants_registry.site_editor.models import Page
+
+    assistant("publisher", name="Publisher", tools=["select_page", "update_settings"])
+    Page.objects.filter(slug="about").update(settings={"published": True})
+    return Page
+
+
+def test_the_terminal_asks_before_a_call_that_needs_approval(publisher, user, script, monkeypatch):
+    from chatapp.providers.scripted import Say
+
+    script(
+        Say("", calls=[("select_page", {"page": "about"})]),
+        Say("", calls=[("update_settings", {"published": False})]),
+        Say("Unpublished."),
+    )
+    out, _ = chat_with("publisher", user, "unpublish about\ny\n\n", monkeypatch)
+    assert "⏸ update_settings waits for your approval" in out
+    assert 'update_settings({"published": false}) approve? [y/N]' in out
+    assert "Publisher> Unpublished." in out
+    assert publisher.objects.get(slug="about").settings["published"] is False
+    step = Run.objects.get().steps.get(kind="approval")
+    assert (step.data["decision"], step.data["by"]) == ("approved", user.username)
+
+
+def test_the_terminal_rejects_with_a_reason(publisher, user, script, monkeypatch):
+    from chatapp.providers.scripted import Say
+
+    model = script(
+        Say("", calls=[("select_page", {"page": "about"})]),
+        Say("", calls=[("update_settings", {"published": False})]),
+        Say("Kept it published."),
+    )
+    out, _ = chat_with("publisher", user, "unpublish about\nn\nnot yet\n\n", monkeypatch)
+    assert "reason (optional):" in out and "Publisher> Kept it published." in out
+    assert publisher.objects.get(slug="about").settings["published"] is True
+    assert model.requests[2].messages[-1].content.endswith("They said: not yet")
+
+
+def test_at_the_end_of_input_the_run_stays_paused(publisher, user, script, monkeypatch):
+    from chatapp.providers.scripted import Say
+
+    script(
+        Say("", calls=[("select_page", {"page": "about"})]),
+        Say("", calls=[("update_settings", {"published": False})]),
+    )
+    with pytest.raises(SystemExit):
+        chat_with("publisher", user, "unpublish about\n", monkeypatch)
+    assert Run.objects.get().status == Run.Status.AWAITING_APPROVAL

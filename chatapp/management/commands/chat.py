@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from chatapp import runs, services
-from chatapp.models import Assistant, Thread
+from chatapp.models import Assistant, Run, Thread
 from chatapp.runs import describe_metadata, events
 from chatapp.services import MessageRejected, ThreadBusy
 
@@ -33,6 +33,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         self.quiet = options["quiet"]
         user, _ = get_user_model().objects.get_or_create(username=options["user"])
+        self.user = user
         thread = self.open_thread(user, options["assistant"], options["thread"])
         self.stdout.write(
             f"Thread {thread.pk} with {thread.current_assistant.name}. "
@@ -48,19 +49,60 @@ class Command(BaseCommand):
             if not line.strip():
                 break
             try:
-                asyncio.run(self.answer(thread, line))
+                run = asyncio.run(self.answer(thread, line))
+                while run is not None and run.status == Run.Status.AWAITING_APPROVAL:
+                    run = self.decide(run)
             except Quit:
                 self.stdout.write("")
                 raise SystemExit(130) from None
 
-    async def answer(self, thread: Thread, line: str) -> None:
-        """Post the line and show the run as it happens. The first Ctrl-C stops the run, as
-        Stop does in the browser (what was written is kept); the next one quits."""
+    async def answer(self, thread: Thread, line: str) -> Run | None:
+        """Post the line and show the run as it happens."""
         try:
             _, run = await sync_to_async(services.send_message)(thread, line)
         except (MessageRejected, ThreadBusy) as exc:
             self.stderr.write(str(exc))
-            return
+            return None
+        return await self.follow(run, thread)
+
+    def decide(self, run: Run) -> Run | None:
+        """Put each call the run waits on to the user: y approves, anything else rejects
+        (with an optional reason). The last decision runs the rest of the answer. At the end
+        of input the run stays paused: it can be decided later, in the browser."""
+        for _, call in runs.pending_approvals(run.pk):
+            self.stdout.write(f"  ? {call.name}({call.arguments}) approve? [y/N] ", ending="")
+            self.stdout.flush()
+            answer = self.read_line()
+            if answer is None:
+                self.stdout.write("\nThe answer waits for your decision (in the browser too).")
+                raise SystemExit(0)
+            approved, reason = answer.strip().lower() in ("y", "yes"), ""
+            if not approved:
+                self.stdout.write("    reason (optional): ", ending="")
+                self.stdout.flush()
+                reason = (self.read_line() or "").strip()
+            try:
+                decided = runs.decide(
+                    run.pk, call.call_id, approved=approved, by=self.user, reason=reason
+                )
+            except runs.DecisionRefused as exc:
+                self.stderr.write(str(exc))
+                return None
+            if decided.resumed:
+                return asyncio.run(self.follow(decided.run, decided.run.thread))
+        return None
+
+    def read_line(self) -> str | None:
+        """A line of input; None at its end (Ctrl-D) or on Ctrl-C."""
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            return None
+        return line or None
+
+    async def follow(self, run: Run, thread: Thread) -> Run:
+        """Run it, showing what happens. The first Ctrl-C stops the run, as Stop does in the
+        browser (what was written is kept); the next one quits."""
         loop, task = asyncio.get_running_loop(), asyncio.current_task()
         assert task is not None
         stopping: list[asyncio.Task[bool]] = []
@@ -82,6 +124,7 @@ class Command(BaseCommand):
             loop.remove_signal_handler(signal.SIGINT)
             await asyncio.gather(*stopping, return_exceptions=True)
         await thread.arefresh_from_db()
+        return await Run.objects.select_related("thread").aget(pk=run.pk)
 
     def open_thread(self, user: Any, slug: str | None, thread_id: str | None) -> Thread:
         if thread_id:
@@ -117,6 +160,8 @@ class Command(BaseCommand):
                     write(f"{self.speaker}> {content}")
                 else:
                     write(" [interrupted]" if status == "incomplete" else "")
+            case events.ApprovalRequested(name=name) if not self.quiet:
+                write(f"  ⏸ {name} waits for your approval")
             case events.RunFinished(status=status, error=error) if error:
                 self.stdout.flush()
                 self.stderr.write(f"[{status}] {error}")
