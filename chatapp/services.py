@@ -70,6 +70,21 @@ def send_message(thread: Thread, text: Any, *, client_id: str | None = None) -> 
     A repeated `client_id` returns the first message and its run instead of a second pair; a
     thread with an active run refuses the message (ThreadBusy) and writes nothing.
     """
+    return post(thread, text, client_id=client_id)
+
+
+def edit_last_message(
+    thread: Thread, text: Any, *, client_id: str | None = None
+) -> tuple[Message, Run]:
+    """Replace the user's last message with `text` and answer again: the old message and
+    everything after it are kept for the trace as replaced, out of the page and the history.
+    What the replaced turn's tools did stays done (its metadata too)."""
+    return post(thread, text, client_id=client_id, edit=True)
+
+
+def post(
+    thread: Thread, text: Any, *, client_id: str | None = None, edit: bool = False
+) -> tuple[Message, Run]:
     text = clean_text(text)
     if client_id is not None and (
         not isinstance(client_id, str) or not 0 < len(client_id) <= 64 or not storable(client_id)
@@ -92,12 +107,11 @@ def send_message(thread: Thread, text: Any, *, client_id: str | None = None) -> 
             if current is None:
                 raise ThreadGone("This chat was deleted.")
             check_limits(thread.owner_id)
-            assistant_id = current["current_assistant_id"]
-            run = Run.objects.create(
-                thread=thread,
-                assistant_id=assistant_id,
-                assistant_version=versions.latest(assistant_id),
-            )
+            if edit:
+                if (last := last_question(thread)) is None:
+                    raise MessageRejected("There is no message to edit yet.")
+                replace_from(thread, last.pk)
+            run = queue_run(thread, current["current_assistant_id"])
             message = Message.objects.create(
                 thread=thread, run=run, role=Message.Role.USER, content=text, client_id=client_id
             )
@@ -110,8 +124,63 @@ def send_message(thread: Thread, text: Any, *, client_id: str | None = None) -> 
     except IntegrityError:
         if client_id and (existing := thread.messages.filter(client_id=client_id).first()):
             return existing, existing.run  # the same message, sent twice at the same moment
-        raise ThreadBusy("An answer is still being written; wait for it or press Stop.") from None
+        raise ThreadBusy(BUSY) from None
     return message, run
+
+
+BUSY = "An answer is still being written; wait for it or press Stop."
+
+
+def retry_last_answer(thread: Thread) -> Run:
+    """Answer the user's last message again, with the thread's current assistant: the last
+    answer (and its tool steps and handoffs) is kept for the trace as replaced, out of the
+    page and the history. What its tools did stays done (its metadata too)."""
+    expire_stale_runs(thread)
+    try:
+        with transaction.atomic():
+            current = (
+                Thread.objects.select_for_update()
+                .filter(pk=thread.pk)
+                .values("current_assistant_id")
+                .first()
+            )
+            if current is None:
+                raise ThreadGone("This chat was deleted.")
+            if thread.runs.filter(status__in=Run.ACTIVE).exists():
+                raise ThreadBusy(BUSY)
+            if (question := last_question(thread)) is None:
+                raise MessageRejected("There is no answer to retry yet.")
+            check_limits(thread.owner_id)
+            replace_from(thread, question.pk + 1)
+            run = queue_run(thread, current["current_assistant_id"])
+            # The new run answers the same message: it is the run the message belongs to now.
+            Message.objects.filter(pk=question.pk).update(run=run)
+            Thread.objects.filter(pk=thread.pk).update(updated_at=timezone.now())
+    except IntegrityError:
+        raise ThreadBusy(BUSY) from None
+    return run
+
+
+def last_question(thread: Thread) -> Message | None:
+    return (
+        thread.messages.filter(role=Message.Role.USER)
+        .exclude(status=Message.Status.REPLACED)
+        .order_by("-id")
+        .first()
+    )
+
+
+def replace_from(thread: Thread, first_id: int) -> None:
+    """Mark the thread's messages from `first_id` on as replaced (kept, no longer shown)."""
+    thread.messages.filter(pk__gte=first_id).exclude(status=Message.Status.REPLACED).update(
+        status=Message.Status.REPLACED
+    )
+
+
+def queue_run(thread: Thread, assistant_id: Any) -> Run:
+    return Run.objects.create(
+        thread=thread, assistant_id=assistant_id, assistant_version=versions.latest(assistant_id)
+    )
 
 
 class LimitReached(MessageRejected):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from typing import Any
 
@@ -37,10 +38,12 @@ _clock: asyncio.Task[None] | None = None
 __all__ = ["Broadcaster", "group_name", "keep_watch", "start", "wait_for_all"]
 
 
-def start(run_id: Any, thread_id: Any) -> asyncio.Task[None]:
-    """Run `run_id` in the background of this process, broadcasting as it goes."""
+def start(run_id: Any, thread_id: Any, *, question_shown: bool = False) -> asyncio.Task[None]:
+    """Run `run_id` in the background of this process, broadcasting as it goes.
+    `question_shown`: the pages show the message it answers already (a retry, an edit)."""
     keep_watch()
-    task = asyncio.get_running_loop().create_task(Broadcaster(run_id, thread_id).run())
+    broadcaster = Broadcaster(run_id, thread_id, question_shown=question_shown)
+    task = asyncio.get_running_loop().create_task(broadcaster.run())
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return task
@@ -82,8 +85,9 @@ def wake_the_clock() -> None:
 
 
 class Broadcaster:
-    def __init__(self, run_id: Any, thread_id: Any) -> None:
+    def __init__(self, run_id: Any, thread_id: Any, *, question_shown: bool = False) -> None:
         self.run_id, self.thread_id = str(run_id), str(thread_id)
+        self.question_shown = question_shown
         self.hub = hub()
         self.texts: dict[int, str] = {}  # message id -> everything streamed so far
         self.sent: dict[int, int] = {}  # message id -> characters already sent
@@ -114,6 +118,8 @@ class Broadcaster:
                         wake_the_clock()
                     continue
                 await self.flush()
+                if isinstance(event, events.RunStarted) and self.question_shown:
+                    event = dataclasses.replace(event, question_id=0, question="")
                 await self.send_html(event, thread)
         except asyncio.CancelledError:  # the server is shutting down: the run has saved itself
             await run_events.aclose()

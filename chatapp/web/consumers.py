@@ -35,7 +35,16 @@ SIGNED_OUT = "You are signed out: log in again to go on."
 SIGNED_OUT_CODE = 4401  # not one htmx reconnects on: the page stays signed out
 TOO_MANY_PAGES = "You have too many chats open at once; close some and reload this one."
 TOO_MANY = 4429
-ALLOWED_KEYS = {"type", "text", "client_id", "HEADERS"}  # htmx's ws-send adds HEADERS
+# What a page may send: each frame type with its required and optional keys (htmx's ws-send
+# adds HEADERS to every frame).
+FRAMES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "message": (frozenset({"text"}), frozenset({"client_id"})),
+    "edit": (frozenset({"text"}), frozenset({"client_id"})),  # the last message, replaced
+    "retry": (frozenset(), frozenset()),  # the last answer, written again
+    "cancel": (frozenset(), frozenset()),
+    "approve": (frozenset({"call_id"}), frozenset()),
+    "reject": (frozenset({"call_id"}), frozenset({"reason"})),
+}
 
 
 class FrameError(ValueError):
@@ -115,11 +124,21 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             if bytes_data is not None:
                 raise FrameError("Malformed frame: send text, not binary data.")
             frame = parse_frame(text_data)
-            if frame["type"] == "cancel":
-                await self.cancel()
-            else:
-                await self.post(frame["text"], frame.get("client_id"))
-        except (FrameError, services.MessageRejected, services.ThreadBusy) as exc:
+            match frame["type"]:
+                case "cancel":
+                    await self.cancel()
+                case "approve" | "reject":
+                    await self.decide(frame)
+                case "retry":
+                    await self.retry()
+                case kind:
+                    await self.post(frame["text"], frame.get("client_id"), edit=kind == "edit")
+        except (
+            FrameError,
+            services.MessageRejected,
+            services.ThreadBusy,
+            runs.DecisionRefused,
+        ) as exc:
             await self.send(text_data=fragments.notice(str(exc)))
         except Exception:
             logger.exception("A frame on thread %s failed", self.thread.pk)
@@ -133,11 +152,18 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             raise FrameError("Too many messages at once; wait a few seconds.")
         self.recent.append(now)
 
-    async def post(self, text: Any, client_id: Any) -> None:
-        send = db(services.send_message)
+    async def post(self, text: Any, client_id: Any, *, edit: bool = False) -> None:
+        send = db(services.edit_last_message if edit else services.send_message)
         _, run = await send(self.thread, text, client_id=client_id)
         if run.status == Run.Status.QUEUED:
-            broadcast.start(run.pk, self.thread.pk)
+            if edit:  # every page shows the thread as it is now: the new message in place
+                await self.refresh_every_page()
+            broadcast.start(run.pk, self.thread.pk, question_shown=edit)
+
+    async def retry(self) -> None:
+        run = await db(services.retry_last_answer)(self.thread)
+        await self.refresh_every_page()  # the answer it replaces leaves every page
+        broadcast.start(run.pk, self.thread.pk, question_shown=True)
 
     async def cancel(self) -> None:
         run = await self.thread.runs.filter(status__in=Run.ACTIVE).afirst()
@@ -145,7 +171,40 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         if outcome in (None, services.Cancel.NOTHING_RUNNING):
             raise FrameError("Nothing is running.")
         if outcome == services.Cancel.CANCELLED:  # nobody runs it to say so: we do
-            await lifecycle.tell_pages_it_ended(run.pk, self.thread.pk)
+            if run.status == Run.Status.AWAITING_APPROVAL:  # its calls are no longer asked
+                await self.refresh_every_page()
+            else:
+                await lifecycle.tell_pages_it_ended(run.pk, self.thread.pk)
+
+    async def decide(self, frame: dict[str, Any]) -> None:
+        """Approve or reject a paused call; after the last decision the run goes on here,
+        whichever process ran it before."""
+        if not isinstance(call_id := frame["call_id"], str) or not isinstance(
+            reason := frame.get("reason", ""), str
+        ):
+            raise FrameError("Malformed frame: call_id and reason must be text.")
+        run = await self.thread.runs.filter(status=Run.Status.AWAITING_APPROVAL).afirst()
+        if run is None:
+            raise runs.DecisionRefused("Nothing is waiting for approval here any more.")
+        decided = await db(runs.decide)(
+            run.pk,
+            call_id,
+            approved=frame["type"] == "approve",
+            by=self.scope["user"],
+            reason=reason,
+        )
+        await self.refresh_every_page()  # each shows the decision
+        if decided.resumed:
+            broadcast.start(run.pk, self.thread.pk)
+
+    async def refresh_every_page(self) -> None:
+        """Every page of the thread, in every process, shows it again as stored: for the
+        rare changes that are not a run's events (a retry, an edit, a decision)."""
+        await self.hub.publish(self.thread.pk, {"type": "chat.refresh"}, everywhere=True)
+
+    async def refresh(self) -> None:
+        html, self.known = await db(self.current_state)()
+        await self.send_html(html)
 
     # --- from the thread's group -------------------------------------------------------------
 
@@ -158,6 +217,8 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.signed_out()
         elif message["type"] == "chat.html":
             await self.send_html(message["html"])
+        elif message["type"] == "chat.refresh":
+            await self.refresh()
         elif message["type"] == "chat.text":
             await self.chat_text(message)
 
@@ -189,8 +250,8 @@ def max_frame_chars() -> int:
 
 
 def parse_frame(text_data: str | None) -> dict[str, Any]:
-    """The client's frame, validated: {"type": "message", "text", "client_id"} or
-    {"type": "cancel"}. Anything else is a FrameError with a reason."""
+    """The client's frame, validated against FRAMES: its type, its required keys and no key
+    it does not know. Anything else is a FrameError with a reason."""
     if not text_data:
         raise FrameError("Empty frame.")
     if len(text_data) > max_frame_chars():
@@ -202,12 +263,15 @@ def parse_frame(text_data: str | None) -> dict[str, Any]:
         frame = json.loads(text_data)
     except (ValueError, RecursionError):  # RecursionError: [[[[… nested thousands deep
         raise FrameError("Malformed frame: not JSON.") from None
-    if not isinstance(frame, dict) or frame.get("type") not in ("message", "cancel"):
-        raise FrameError('Malformed frame: "type" must be "message" or "cancel".')
-    if unknown := set(frame) - ALLOWED_KEYS:
+    if not isinstance(frame, dict) or frame.get("type") not in FRAMES:
+        kinds = ", ".join(f'"{kind}"' for kind in FRAMES)
+        raise FrameError(f'Malformed frame: "type" must be one of {kinds}.')
+    required, optional = FRAMES[frame["type"]]
+    if unknown := set(frame) - required - optional - {"type", "HEADERS"}:
         raise FrameError(f"Malformed frame: unexpected {', '.join(sorted(unknown))}.")
-    if frame["type"] == "message" and "text" not in frame:
-        raise FrameError('Malformed frame: a message needs "text".')
+    if missing := required - set(frame):
+        needed = ", ".join(f'"{key}"' for key in sorted(missing))
+        raise FrameError(f"Malformed frame: {frame['type']} needs {needed}.")
     if frame.get("client_id") == "":
         frame["client_id"] = None
     return frame

@@ -10,9 +10,10 @@ from __future__ import annotations
 from django.utils.html import escape
 
 from chatapp.models import Assistant, Message, Run, Thread
-from chatapp.runs import HandoffRecord, events
+from chatapp.runs import ApprovalRecord, HandoffRecord, events
 from chatapp.web.page import (
     SHOWN_ERRORS,
+    Approval,
     Item,
     ToolStep,
     handoff_item,
@@ -33,7 +34,12 @@ def connect_fragments(thread: Thread) -> str:
             oob("messages", **context),
             oob("badge", thread=thread),
             oob("side_panel", **context),
-            oob("run_status", running=context["running"]),
+            oob(
+                "run_status",
+                running=context["running"],
+                awaiting=context["awaiting"],
+                can_redo=context["can_redo"],
+            ),
         ]
     )
 
@@ -89,10 +95,16 @@ def event_fragments(
                 return banner
             side = _side(thread)  # reloads the thread: its assistant has changed
             return banner + oob("badge", thread=thread) + side
+        case events.ApprovalRequested(step_id=step_id, call_id=call_id, name=name):
+            record = ApprovalRecord(call_id=call_id, name=name, arguments=event.arguments)
+            approval = Approval(step_id, record, event.assistant_name, waiting=True)
+            return append(Item("approval", approval=approval), into)
+        case events.RunFinished(status=Run.Status.AWAITING_APPROVAL):
+            return oob("run_status", running=True, awaiting=True)
         case events.RunFinished(status=status, error=error):
             shown = error if status in SHOWN_ERRORS else ""
             banner = append(Item("error", text=shown), into) if shown else ""
-            return banner + oob("run_status", running=False)
+            return banner + oob("run_status", running=False, can_redo=True)
     return ""
 
 

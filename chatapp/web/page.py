@@ -18,8 +18,8 @@ from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString
 
-from chatapp.models import Message, Run, Thread
-from chatapp.runs import HandoffRecord, ToolResultRecord
+from chatapp.models import Message, Run, RunStep, Thread
+from chatapp.runs import ApprovalRecord, HandoffRecord, ToolResultRecord
 
 THREAD_TEMPLATE = "chat/thread.html"
 
@@ -55,14 +55,34 @@ class ToolStep:
 
 
 @dataclass
+class Approval:
+    """A tool call put to the user, as the page shows it: with Approve and Reject while the
+    run waits (`waiting`), else with what was decided."""
+
+    step_id: int
+    record: ApprovalRecord
+    assistant_name: str = ""
+    waiting: bool = False
+
+    @property
+    def arguments(self) -> str:
+        """Indented for reading; as written when they are not JSON."""
+        try:
+            return json.dumps(json.loads(self.record.arguments or "{}"), indent=2)
+        except ValueError:
+            return self.record.arguments
+
+
+@dataclass
 class Item:
-    kind: str  # "user" | "assistant" | "tool" | "handoff" | "error"
+    kind: str  # "user" | "assistant" | "tool" | "consult" | "handoff" | "approval" | "error"
     message: Message | None = None
     streaming: bool = False
     step: ToolStep | None = None
     text: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     full_length: int = 0  # the whole message's length, when only its start is shown
+    approval: Approval | None = None
 
     def __post_init__(self) -> None:
         if self.message is not None and not self.streaming:
@@ -94,7 +114,11 @@ class Window:
 def window(thread: Thread, before: int | None = None) -> Window:
     """The latest messages (before `before`) that fit in CHATAPP_PAGE_CHARS, starting at a
     user's message so that no tool call is cut from its result; at least the latest turn."""
-    found = thread.messages.select_related("assistant").order_by("-id")
+    found = (
+        thread.messages.exclude(status=Message.Status.REPLACED)
+        .select_related("assistant")
+        .order_by("-id")
+    )
     if before is not None:
         found = found.filter(pk__lt=before)
     budget, taken, size = settings.CHATAPP_PAGE_CHARS, [], 0
@@ -113,13 +137,29 @@ def displayed_size(message: Message) -> int:
     return shown + calls + 300
 
 
+NOT_RUN = "Not run: the answer stopped before this call."
+
+
+def approvals_of(runs: set[Any]) -> dict[tuple[int | None, str], tuple[int, ApprovalRecord]]:
+    """The calls put to the user in these runs, by (message id, call id)."""
+    steps = RunStep.objects.filter(run_id__in=runs, kind=RunStep.Kind.APPROVAL)
+    found = {}
+    for pk, data in steps.values_list("pk", "data"):
+        record = ApprovalRecord.from_data(data)
+        found[(record.message_id, record.call_id)] = (pk, record)
+    return found
+
+
 def timeline(thread: Thread, messages: list[Message]) -> list[Item]:
-    """The page's items for these messages of the thread (in order), in two more queries."""
+    """The page's items for these messages of the thread (in order), in three more queries."""
     runs = {m.run_id for m in messages if m.run_id}
     failed = dict(
         thread.runs.filter(pk__in=runs, status__in=SHOWN_ERRORS).values_list("pk", "error")
     )
-    active = thread.runs.filter(status__in=Run.ACTIVE).values_list("pk", flat=True).first()
+    active, paused = None, False
+    if found := thread.runs.filter(status__in=Run.ACTIVE).values_list("pk", "status").first():
+        active, paused = found[0], found[1] == Run.Status.AWAITING_APPROVAL
+    asked = approvals_of(runs) if runs else {}
     results = {m.tool_call_id: m for m in messages if m.role == Message.Role.TOOL}
     items: list[Item] = []
     shown_errors: set[Any] = set()
@@ -133,8 +173,16 @@ def timeline(thread: Thread, messages: list[Message]) -> list[Item]:
             stopped_silent = message.status == "incomplete" and not message.tool_calls
             if message.content or streaming or stopped_silent:
                 items.append(Item("assistant", message, streaming=streaming))
+            waiting = paused and message.run_id == active
             for call in message.tool_calls:
                 result = results.get(call["id"])
+                if (found := asked.get((message.pk, call["id"]))) is not None:
+                    step_id, record = found
+                    name = message.assistant.name if message.assistant else ""
+                    approval = Approval(step_id, record, name, waiting and record.pending)
+                    items.append(Item("approval", approval=approval))
+                if result is None and waiting:  # runs once every call is decided
+                    continue
                 step = ToolStep(call["id"], call["name"], call["arguments"])
                 kind, extra = "tool", {}
                 if result is not None:
@@ -143,6 +191,8 @@ def timeline(thread: Thread, messages: list[Message]) -> list[Item]:
                     step.result_id = result.pk
                     if answer.consult:
                         kind, extra = "consult", {"specialist": answer.specialist}
+                elif message.run_id != active:  # the run ended without it
+                    step.answered(NOT_RUN, True)
                 items.append(Item(kind, step=step, extra=extra))
         elif message.role == Message.Role.EVENT and HandoffRecord.is_one(message.data):
             items.append(handoff_item(HandoffRecord.from_data(message.data)))
@@ -179,13 +229,16 @@ def side_panels(thread: Thread) -> list[SafeString]:
 
 
 def thread_context(thread: Thread) -> dict[str, Any]:
-    active = thread.runs.filter(status__in=Run.ACTIVE).exists()
+    status = thread.runs.filter(status__in=Run.ACTIVE).values_list("status", flat=True).first()
     latest = window(thread)
     return {
         "thread": thread,
         "items": latest.items,
         "earlier": latest.earlier,
-        "running": active,
+        "running": status is not None,
+        "awaiting": status == Run.Status.AWAITING_APPROVAL,
+        # Retry and Edit, for the last exchange, when nothing runs.
+        "can_redo": any(item.kind == "user" for item in latest.items),
         "panels": side_panels(thread),
     }
 

@@ -54,7 +54,39 @@
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       byId("composer").requestSubmit();
+    } else if (event.key === "Escape" && editing()) {
+      event.preventDefault();
+      stopEditing(true);
     }
+  });
+
+  // Edit last message: its text goes into the composer, and sending replaces it (and the
+  // answer to it) instead of adding a new message. Escape leaves the text as it was.
+  function editing() {
+    var type = byId("composer-type");
+    return type && type.value === "edit";
+  }
+
+  function stopEditing(clear) {
+    byId("composer-type").value = "message";
+    if (clear) {
+      var text = byId("composer-text");
+      text.value = "";
+      grow(text);
+    }
+    showNotice("");
+  }
+
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest || !event.target.closest("#edit-last")) return;
+    var asked = document.querySelectorAll("#messages .msg--user .msg__body");
+    if (!asked.length) return;
+    var text = byId("composer-text");
+    text.value = asked[asked.length - 1].innerText;
+    byId("composer-type").value = "edit";
+    showNotice("Editing your last message: sending replaces it and its answer. Escape cancels.");
+    grow(text);
+    text.focus();
   });
 
   document.addEventListener("input", function (event) {
@@ -64,7 +96,7 @@
   // Each message gets its own id, so a resent frame cannot post it twice.
   document.addEventListener("htmx:wsConfigSend", function (event) {
     var params = event.detail.parameters;
-    if (params.type !== "message") return;
+    if (params.type !== "message" && params.type !== "edit") return;
     if (!pending || pending.text !== params.text) {
       pending = { clientId: newClientId(), text: params.text };
     }
@@ -91,6 +123,7 @@
         grow(text);
       }
       pending = null;
+      if (editing()) stopEditing(false);
     } else if (frame.indexOf('id="notice"') !== -1) {
       pending = null;
     }
