@@ -118,6 +118,8 @@ def entry(step: RunStep, messages: dict[int, Message], names: dict[str, str]) ->
             item.details.append(f"assistant version: v{spoke.version}")
         if message is not None and message.status == Message.Status.INCOMPLETE:
             item.details.append("interrupted")
+        if message is not None and message.status == Message.Status.REPLACED:
+            item.details.append("replaced: the user retried or edited this turn")
     elif step.kind == RunStep.Kind.TOOL_CALL:
         called = ToolStepRecord.from_data(step.data)
         item.title = f"{speaker} called {called.name or '?'}"
