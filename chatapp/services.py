@@ -111,6 +111,8 @@ def post(
                 if (last := last_question(thread)) is None:
                     raise MessageRejected("There is no message to edit yet.")
                 replace_from(thread, last.pk)
+                if current["title"] == title_from(last.content):  # named after it: rename
+                    current["title"] = ""
             run = queue_run(thread, current["current_assistant_id"])
             message = Message.objects.create(
                 thread=thread, run=run, role=Message.Role.USER, content=text, client_id=client_id

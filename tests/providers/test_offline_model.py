@@ -288,6 +288,9 @@ def test_find_boolean_takes_the_word_nearest_the_name() -> None:
     assert matching.find_boolean("published", "publish it") is True
     assert matching.find_boolean("published", "unpublish it") is False
     assert matching.find_boolean("published", "nothing to say") is None
+    # The name is not its own answer, though "published" is a yes word.
+    assert matching.find_boolean("published", "set published no") is False
+    assert matching.find_boolean("published", "published: off, shown in the menu") is False
 
 
 class Resize(BaseModel):

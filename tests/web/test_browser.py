@@ -249,3 +249,82 @@ class SecurityInTheBrowser(BrowserTestCase):
         page.wait_for_timeout(1500)  # no reconnecting: the notice stays
         expect(page.locator("#notice")).to_contain_text("You are signed out")
         self.assertEqual(self.console_errors, [])
+
+
+@override_settings(OFFLINE_MODEL_DELAY=0.01)
+class ApprovalInTheBrowser(BrowserTestCase):
+    def test_publishing_waits_for_approve_or_reject(self) -> None:
+        page = self.open_page()
+        self.start_chat(page)
+        self.send(page, "I want to edit the about page")
+        expect(page.locator("#assistant-badge")).to_have_text("Page editor")
+
+        self.send(page, "update settings: published no")
+        card = page.locator(".approval--waiting")
+        expect(card).to_contain_text("Page editor wants to run update_settings")
+        expect(card.locator(".approval__args")).to_contain_text('"published": false')
+        expect(page.locator("#run-status")).to_contain_text("Waiting for you to approve")
+        expect(page.locator("#composer-text")).to_be_disabled()
+        page.screenshot(path=str(OUTPUT / "approval.png"), full_page=True)
+        card.get_by_label("Why not? (optional)").fill("not before Monday")
+        card.get_by_role("button", name="Reject").click()
+        expect(page.locator(".approval--rejected")).to_contain_text(
+            "Rejected by demo: “not before Monday”"
+        )
+        expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+        expect(page.locator(".tool-step").last).to_contain_text("update_settings — failed")
+        self.assertIs(SitePage.objects.get(slug="about").settings["published"], True)
+
+        self.send(page, "update settings: published no")
+        page.locator(".approval--waiting").get_by_role("button", name="Approve").click()
+        expect(page.locator(".approval").last).to_contain_text("Approved by demo")
+        expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+        expect(page.locator("#composer-text")).to_be_enabled()
+        self.assertIs(SitePage.objects.get(slug="about").settings["published"], False)
+        self.assertEqual(self.console_errors, [])
+
+
+@override_settings(OFFLINE_MODEL_DELAY=0.01)
+class RetryAndEditInTheBrowser(BrowserTestCase):
+    def test_edit_the_last_message_then_retry_the_answer(self) -> None:
+        page = self.open_page()
+        self.start_chat(page)
+        self.send(page, "helo there")
+        expect(page.locator(".msg--assistant")).to_contain_text("You said: “helo there”")
+        page.get_by_role("button", name="Edit last message").click()
+        box = page.locator("#composer-text")
+        expect(box).to_have_value("helo there")
+        expect(page.locator("#notice")).to_contain_text("Editing your last message")
+        box.fill("hello there")
+        box.press("Enter")
+        expect(page.locator(".msg--user")).to_have_count(1)
+        expect(page.locator(".msg--user")).to_have_text("hello there")
+        expect(page.locator("#thread-title")).to_have_text("hello there")  # named after it
+        expect(page.locator(".msg--assistant")).to_contain_text("You said: “hello there”")
+        expect(box).to_have_value("")
+        expect(page.locator("#composer-type")).to_have_value("message")  # editing is over
+
+        answer = page.locator(".msg--assistant")
+        first_id = answer.get_attribute("id")
+        page.get_by_role("button", name="Retry answer").click()
+        expect(answer).not_to_have_attribute("id", first_id)  # a new answer took its place
+        expect(answer).to_have_count(1)
+        expect(answer).to_contain_text("You said: “hello there”")
+        expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+        replaced = Message.objects.filter(status=Message.Status.REPLACED)
+        self.assertEqual(
+            sorted(replaced.values_list("role", flat=True)),
+            [
+                "assistant",
+                "assistant",
+                "user",
+            ],
+        )
+        page.screenshot(path=str(OUTPUT / "retried.png"), full_page=True)
+
+        # Escape leaves editing without sending anything.
+        page.get_by_role("button", name="Edit last message").click()
+        box.press("Escape")
+        expect(box).to_have_value("")
+        expect(page.locator("#composer-type")).to_have_value("message")
+        self.assertEqual(self.console_errors, [])

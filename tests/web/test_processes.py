@@ -112,3 +112,59 @@ async def test_a_quiet_channel_on_redis_is_not_an_error():
     await layer.send(channel, {"type": "hello"})
     assert (await asyncio.wait_for(waiting, 5))["type"] == "hello"
     await layer.flush()
+
+
+async def test_a_pause_outlives_a_restart_and_any_process_resumes_it(site_editor, user):
+    """Paused on one process; the server restarts; Approve on the other process runs the
+    call there and the answer goes on."""
+    from assistants_registry.site_editor.models import Page
+    from chatapp.models import Run
+
+    thread = await sync_to_async(services.start_thread)("welcome", user=user)
+    cookie = (await session_cookie(user)).decode()
+    port = two_free_ports()
+
+    def page(on: int) -> websockets.connect:
+        return websockets.connect(
+            f"ws://127.0.0.1:{on}/ws/threads/{thread.pk}/",
+            additional_headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{on}"},
+        )
+
+    async def until(socket, needle: str) -> str:
+        async with asyncio.timeout(30):
+            while needle not in (frame := await socket.recv()):
+                pass
+        return frame
+
+    async def say(socket, text: str, needle: str) -> str:
+        await socket.send(json.dumps({"type": "message", "text": text, "client_id": text}))
+        return await until(socket, needle)
+
+    server = await asyncio.to_thread(serve, port)
+    try:
+        await wait_for_port(port, server)
+        async with page(port) as first:
+            await first.recv()
+            await say(first, "I want to edit the about page", 'data-running="false"')
+            await say(first, "update settings: published no", "Waiting for you to approve")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(server.wait, 30)
+    run = await Run.objects.aget(thread=thread, status=Run.Status.AWAITING_APPROVAL)
+    call_id = (await run.steps.aget(kind="approval")).data["call_id"]
+
+    server = await asyncio.to_thread(serve, port)
+    try:
+        await wait_for_port(port + 1, server)
+        async with page(port + 1) as second:
+            shown = await second.recv()
+            assert "Waiting for you to approve" in shown and call_id in shown
+            await second.send(json.dumps({"type": "approve", "call_id": call_id}))
+            await until(second, 'data-running="false"')
+    finally:
+        server.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(server.wait, 30)
+    await run.arefresh_from_db()
+    assert run.status == Run.Status.COMPLETED
+    about = await Page.objects.aget(slug="about")
+    assert about.settings["published"] is False

@@ -101,11 +101,15 @@ def find_number(name: str, message: str, *, integer: bool) -> int | float | None
 
 def find_boolean(name: str, message: str) -> bool | None:
     words = tokenize(message)
-    hits = [i for i, word in enumerate(words) if word in TRUE_WORDS | FALSE_WORDS]
-    if not hits:
-        return None
     name_words = [part for part in name.lower().split("_") if part]
     starts = [i for i in range(len(words)) if words[i : i + len(name_words)] == name_words]
+    # The name itself is no answer, though it may be a yes/no word ("published no").
+    named = {i for start in starts for i in range(start, start + len(name_words))}
+    hits = [
+        i for i, word in enumerate(words) if word in TRUE_WORDS | FALSE_WORDS and i not in named
+    ]
+    if not hits:
+        return None
     if starts:  # the name appears: the yes/no word nearest to it speaks for it
         hits.sort(key=lambda i: min(abs(i - start) for start in starts))
     return words[hits[0]] in TRUE_WORDS
