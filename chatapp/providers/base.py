@@ -52,6 +52,7 @@ class ProviderRequest:
     tools: tuple[ToolDefinition, ...] = ()
     temperature: float | None = None
     assistant_name: str = ""  # the offline model speaks in this voice; others ignore it
+    assistant: str = ""  # the assistant's slug: chatapp.testing scripts each by it
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +112,11 @@ class Provider(Protocol):
 
 @dataclass
 class ProviderRegistry:
-    """Providers by name. Tests register scripted providers under names of their own."""
+    """Providers by name. Tests register scripted providers under names of their own, or
+    (chatapp.testing) put one `stand_in` for every assistant's model, whatever its name."""
 
     providers: dict[str, Provider] = field(default_factory=dict)
+    stand_in: Provider | None = None
 
     def register(self, provider: Provider, *, replace: bool = False) -> None:
         if provider.name in self.providers and not replace:
@@ -124,6 +127,8 @@ class ProviderRegistry:
         self.providers.pop(name, None)
 
     def get(self, name: str) -> Provider:
+        if self.stand_in is not None:
+            return self.stand_in
         try:
             return self.providers[name]
         except KeyError:

@@ -138,4 +138,5 @@ def build_request(
         tools=tools.definitions(),
         temperature=assistant.temperature,
         assistant_name=assistant.name,
+        assistant=assistant.slug,
     )

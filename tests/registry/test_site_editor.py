@@ -1,4 +1,5 @@
-"""The reference workflow with the offline model, through the Python API and the terminal."""
+"""The reference workflow, through chatapp.testing (with the offline model and with a
+scripted one) and the terminal."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 from django.core.management import call_command
 
 from assistants_registry.site_editor.models import Page
-from chatapp import services
-from chatapp.models import Assistant, HandoffRule, Message
-from chatapp.runs import HandoffRecord, say
+from chatapp.models import Assistant, HandoffRule
+from chatapp.runs import HandoffRecord
+from chatapp.testing import call, say
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,46 +25,77 @@ def test_seed_demo_is_idempotent(site_editor):
     assert "created" not in out.getvalue() and "updated" not in out.getvalue()
 
 
-def test_the_site_editor_conversation_through_say(site_editor, user):
-    thread = services.start_thread("welcome", user=user)
+def test_the_site_editor_conversation_with_the_offline_model(site_editor, conversation):
+    chat = conversation("welcome")  # no script: the assistants' own (offline) model
 
-    run = say(thread, "I want to edit the about page")
-    assert run.status == "completed", run.error
-    thread.refresh_from_db()
-    assert thread.current_assistant.slug == "page-editor"
-    assert thread.metadata == {"page_id": "about"}
-    handoff = run.steps.get(kind="handoff")
+    chat.send("I want to edit the about page")
+    assert chat.status == "completed"
+    assert chat.tool_calls == [("select_page", {"page": "about"})]
+    assert chat.handoffs == [("welcome", "page-editor")]
+    assert chat.assistant == "page-editor" and chat.metadata == {"page_id": "about"}
+    assert "You are editing the page about" in chat.reply  # rendered from the metadata
+    handoff = chat.run.steps.get(kind="handoff")
     record = HandoffRecord.from_data(handoff.data)
     assert (record.source, record.target) == ("welcome", "page-editor")
-    reply = run.messages.filter(role="assistant").last()
-    assert reply.assistant.slug == "page-editor"
-    assert "You are editing the page about" in reply.content  # rendered from the metadata
 
-    run = say(thread, "set the title to Who we are")
-    assert run.status == "completed", run.error
+    chat.send("set the title to Who we are")
+    assert chat.tool_calls == [("set_title", {"title": "Who we are"})]
     assert Page.objects.get(slug="about").title == "Who we are"
-    assert run.steps.get(kind="tool_call").data["name"] == "set_title"
 
-    run = say(thread, "edit another page")
-    thread.refresh_from_db()
-    assert thread.current_assistant.slug == "welcome"
+    chat.send("edit another page")
+    assert chat.assistant == "welcome"
 
 
-def test_selecting_a_missing_page_keeps_the_thread_with_welcome(site_editor, user):
-    thread = services.start_thread("welcome", user=user)
-    run = say(thread, "I want to edit the pricing page")
-    thread.refresh_from_db()
-    assert thread.current_assistant.slug == "welcome" and thread.metadata == {}
-    tool = Message.objects.get(run=run, role="tool")
-    assert tool.content == "Error: There is no page 'pricing'. The pages are: about, contact, home."
+def test_editing_the_about_page(site_editor, conversation):
+    """The README's example: a scripted model, the real tools, rules and database."""
+    chat = conversation("welcome", model=[call("select_page", page="about"), say("Which field?")])
+    chat.send("I want to edit the about page")
+    assert chat.assistant == "page-editor" and chat.metadata["page_id"] == "about"
+    assert chat.tool_results == [
+        (
+            "select_page",
+            "Opened About us (about): single column layout; published: yes, show in menu: yes.",
+            False,
+        )
+    ]
+    assert chat.reply == "Which field?"
 
 
-def test_the_page_editor_needs_a_selected_page(site_editor, user):
-    thread = services.start_thread("page-editor", user=user)
-    run = say(thread, "set the title to Nothing")
-    assert Message.objects.get(run=run, role="tool").content.startswith(
-        "Error: No page is selected"
+def test_publishing_waits_for_the_users_approval(site_editor, conversation):
+    chat = conversation(
+        "page-editor",
+        model=[call("update_settings", published=False), say("Unpublished."), say("Kept.")],
     )
+    chat.thread.metadata = {"page_id": "about"}
+    chat.thread.save()
+    chat.send("unpublish it")
+    assert chat.status == "awaiting_approval" and chat.tool_calls == []
+    assert [(p.name, p.arguments) for p in chat.pending] == [
+        ("update_settings", '{"published": false}')
+    ]
+    chat.approve()
+    assert chat.reply == "Unpublished." and chat.tool_calls == [
+        ("update_settings", {"published": False})
+    ]
+    assert Page.objects.get(slug="about").settings["published"] is False
+    chat.retry()  # the answer again: a tool's effect is real, it stays
+    assert chat.reply == "Kept." and Page.objects.get(slug="about").settings["published"] is False
+
+
+def test_selecting_a_missing_page_keeps_the_thread_with_welcome(site_editor, conversation):
+    chat = conversation("welcome")
+    chat.send("I want to edit the pricing page")
+    assert chat.assistant == "welcome" and chat.metadata == {}
+    assert chat.tool_results == [
+        ("select_page", "There is no page 'pricing'. The pages are: about, contact, home.", True)
+    ]
+
+
+def test_the_page_editor_needs_a_selected_page(site_editor, conversation):
+    chat = conversation("page-editor")
+    chat.send("set the title to Nothing")
+    ((name, output, is_error),) = chat.tool_results
+    assert name == "set_title" and is_error and output.startswith("No page is selected")
 
 
 def test_the_site_editor_conversation_in_the_terminal(site_editor, user, monkeypatch):

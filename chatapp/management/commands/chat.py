@@ -11,9 +11,9 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from chatapp import runs, services
+from chatapp import runs, services, transcript
 from chatapp.models import Assistant, Run, Thread
-from chatapp.runs import describe_metadata, events
+from chatapp.runs import events
 from chatapp.services import MessageRejected, ThreadBusy
 
 
@@ -146,6 +146,8 @@ class Command(BaseCommand):
         return services.start_thread(first, user=user)
 
     def show(self, event: events.RunEvent) -> None:
+        """Text as it streams (the whole message at once with --quiet); every other event as
+        its transcript line (chatapp.transcript); only messages with --quiet."""
         write = self.stdout.write
         match event:
             case events.MessageStarted(assistant_name=name):
@@ -157,24 +159,16 @@ class Command(BaseCommand):
                 write(text, ending="")
             case events.MessageCompleted(content=content, status=status) if content:
                 if self.quiet:
-                    write(f"{self.speaker}> {content}")
+                    write(transcript.line(event) or "")
                 else:
                     write(" [interrupted]" if status == "incomplete" else "")
-            case events.ApprovalRequested(name=name) if not self.quiet:
-                write(f"  ⏸ {name} waits for your approval")
-            case events.RunFinished(status=status, error=error) if error:
+            case events.RunFinished(error=error) if error:
                 self.stdout.flush()
-                self.stderr.write(f"[{status}] {error}")
-            case events.ToolCalled(name=name, arguments=arguments) if not self.quiet:
-                write(f"  → {name}({arguments})")
-            case events.ToolResult(output=output, is_error=is_error) if not self.quiet:
-                write(f"  {'✗' if is_error else '←'} {output}")
-            case events.Handoff(source_name=source, target_name=target, metadata=facts) if (
-                not self.quiet
-            ):
-                write(
-                    f"  ⇢ {source} → {target}" + (f" · {describe_metadata(facts)}" if facts else "")
-                )
+                self.stderr.write(transcript.line(event) or "")
+            case events.Nested():
+                return
+            case _ if not self.quiet and (said := transcript.line(event)):
+                write(said)
             case _:
                 return
         self.stdout.flush()
