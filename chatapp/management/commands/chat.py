@@ -32,8 +32,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.quiet = options["quiet"]
-        user, _ = get_user_model().objects.get_or_create(username=options["user"])
+        user, created = get_user_model().objects.get_or_create(username=options["user"])
         self.user = user
+        if created:
+            self.stdout.write(
+                f"{user.get_username()} is a new user, with no permissions: tools that need one "
+                "are not offered (--user demo chats as the demo user)."
+            )
         thread = self.open_thread(user, options["assistant"], options["thread"])
         self.stdout.write(
             f"Thread {thread.pk} with {thread.current_assistant.name}. "
