@@ -97,15 +97,7 @@ def post(
     expire_stale_runs(thread)
     try:
         with transaction.atomic():
-            # The thread as it is now: a handoff or another tab may have changed it.
-            current = (
-                Thread.objects.select_for_update()
-                .filter(pk=thread.pk)
-                .values("current_assistant_id", "title")
-                .first()
-            )
-            if current is None:
-                raise ThreadGone("This chat was deleted.")
+            current = locked(thread, "current_assistant_id", "title")
             check_limits(thread.owner_id)
             if edit:
                 if (last := last_question(thread)) is None:
@@ -140,14 +132,7 @@ def retry_last_answer(thread: Thread) -> Run:
     expire_stale_runs(thread)
     try:
         with transaction.atomic():
-            current = (
-                Thread.objects.select_for_update()
-                .filter(pk=thread.pk)
-                .values("current_assistant_id")
-                .first()
-            )
-            if current is None:
-                raise ThreadGone("This chat was deleted.")
+            current = locked(thread, "current_assistant_id")
             if thread.runs.filter(status__in=Run.ACTIVE).exists():
                 raise ThreadBusy(BUSY)
             if (question := last_question(thread)) is None:
@@ -161,6 +146,15 @@ def retry_last_answer(thread: Thread) -> Run:
     except IntegrityError:
         raise ThreadBusy(BUSY) from None
     return run
+
+
+def locked(thread: Thread, *fields: str) -> dict[str, Any]:
+    """The thread's `fields` as they are now (a handoff or another tab may have changed
+    them), its row locked until the transaction ends; ThreadGone if it was deleted."""
+    current = Thread.objects.select_for_update().filter(pk=thread.pk).values(*fields).first()
+    if current is None:
+        raise ThreadGone("This chat was deleted.")
+    return current
 
 
 def last_question(thread: Thread) -> Message | None:
