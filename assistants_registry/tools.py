@@ -55,10 +55,32 @@ class Permissions:
         return permission is None or self.everything or permission in self.granted
 
 
+@dataclass(frozen=True)
+class ThreadFile:
+    """A file of the thread, as a tool sees it: `read()` returns its bytes."""
+
+    name: str
+    content_type: str
+    size: int
+    read: Callable[[], bytes] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file a tool made (`ctx.attach`): attached to its result and shown to the user."""
+
+    name: str
+    data: bytes = field(repr=False)
+    content_type: str = ""  # "": from the name's extension
+
+
 @dataclass
 class ToolContext:
     """What a tool knows about the conversation. Changes to `metadata` are merged into the
-    thread's metadata when the tool succeeds, and dropped when it fails."""
+    thread's metadata when the tool succeeds, and dropped when it fails.
+
+    `files` are the thread's files; `attach(name, data)` adds a file to the tool's result (an
+    image is shown in the conversation, any other file as a download link)."""
 
     thread_id: str
     user_id: int | None
@@ -66,6 +88,19 @@ class ToolContext:
     run_id: str
     metadata: dict[str, Any] = field(default_factory=dict)
     permissions: Permissions = field(default_factory=Permissions)
+    files: tuple[ThreadFile, ...] = ()
+    outputs: list[OutputFile] = field(default_factory=list)
+
+    def file(self, name: str) -> ThreadFile:
+        """The thread's file called `name`, or ToolError listing the files there are."""
+        for found in self.files:
+            if found.name == name:
+                return found
+        there = ", ".join(f.name for f in self.files) or "none"
+        raise ToolError(f"This chat has no file named {name!r} (its files: {there}).")
+
+    def attach(self, name: str, data: bytes, content_type: str = "") -> None:
+        self.outputs.append(OutputFile(name, bytes(data), content_type))
 
     def require(self, permission: str, to: str) -> None:
         """ToolError unless the user has `permission`; `to` says what for, in plain words."""
@@ -80,6 +115,7 @@ class ToolContext:
 class ToolOutcome:
     output: str
     is_error: bool = False
+    files: tuple[OutputFile, ...] = ()  # what the tool attached to its result
 
 
 @dataclass(frozen=True)

@@ -349,3 +349,48 @@ class RunStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.index}"
+
+
+def attachment_path(attachment: Attachment, filename: str) -> str:
+    """Where a file is stored: named by its random id, never by what the user called it."""
+    return f"attachments/{attachment.thread_id}/{attachment.pk.hex}"
+
+
+class Attachment(models.Model):
+    """A file of a thread: attached by its user to a message (or waiting to be sent with the
+    next one), or made by a tool and attached to the tool's result. Its id is random, and only
+    the thread's owner (and staff with the view permission) can download it."""
+
+    class Source(models.TextChoices):
+        USER = "user", "attached by the user"
+        TOOL = "tool", "made by a tool"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="attachments")
+    # The user's message it was sent with, or the tool result that made it; NULL: not sent yet.
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    name = models.CharField(max_length=200, help_text="Unique in its thread: tools use it.")
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    file = models.FileField(upload_to=attachment_path, max_length=300)
+    source = models.CharField(max_length=4, choices=Source, default=Source.USER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["thread", "name"], name="unique_file_name_per_thread")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_image(self) -> bool:
+        """Shown inline: raster images only (an SVG can carry script)."""
+        return self.content_type in INLINE_IMAGES
+
+
+INLINE_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})

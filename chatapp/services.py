@@ -7,6 +7,7 @@ Services know nothing of the engine: `chatapp.runs` runs what they queue.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -18,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chatapp import versions
+from chatapp import files, versions
 from chatapp.models import Assistant, Message, Run, Thread
 
 
@@ -64,28 +65,41 @@ def start_thread(assistant: Assistant | str, *, user: Any, title: str = "") -> T
     return Thread.objects.create(owner=user, current_assistant=assistant, title=title)
 
 
-def send_message(thread: Thread, text: Any, *, client_id: str | None = None) -> tuple[Message, Run]:
+def send_message(
+    thread: Thread, text: Any, *, client_id: str | None = None, attachments: Sequence[Any] = ()
+) -> tuple[Message, Run]:
     """Post the user's message and queue a run to answer it, in one transaction.
 
-    A repeated `client_id` returns the first message and its run instead of a second pair; a
-    thread with an active run refuses the message (ThreadBusy) and writes nothing.
+    `attachments`: ids of the thread's uploaded files that go with it (chatapp.files); with
+    files, the text may be empty. A repeated `client_id` returns the first message and its
+    run instead of a second pair; a thread with an active run refuses the message
+    (ThreadBusy) and writes nothing.
     """
-    return post(thread, text, client_id=client_id)
+    return post(thread, text, client_id=client_id, attachments=attachments)
 
 
 def edit_last_message(
-    thread: Thread, text: Any, *, client_id: str | None = None
+    thread: Thread, text: Any, *, client_id: str | None = None, attachments: Sequence[Any] = ()
 ) -> tuple[Message, Run]:
     """Replace the user's last message with `text` and answer again: the old message and
     everything after it are kept for the trace as replaced, out of the page and the history.
     What the replaced turn's tools did stays done (its metadata too)."""
-    return post(thread, text, client_id=client_id, edit=True)
+    return post(thread, text, client_id=client_id, edit=True, attachments=attachments)
 
 
 def post(
-    thread: Thread, text: Any, *, client_id: str | None = None, edit: bool = False
+    thread: Thread,
+    text: Any,
+    *,
+    client_id: str | None = None,
+    edit: bool = False,
+    attachments: Sequence[Any] = (),
 ) -> tuple[Message, Run]:
-    text = clean_text(text)
+    if isinstance(attachments, str):
+        attachments = [attachments]
+    if not isinstance(attachments, list | tuple) or len(attachments) > 100:
+        raise MessageRejected("attachments must be a list of file ids.")
+    text = "" if attachments and isinstance(text, str) and not text.strip() else clean_text(text)
     if client_id is not None and (
         not isinstance(client_id, str) or not 0 < len(client_id) <= 64 or not storable(client_id)
     ):
@@ -109,9 +123,10 @@ def post(
             message = Message.objects.create(
                 thread=thread, run=run, role=Message.Role.USER, content=text, client_id=client_id
             )
+            sent = files.claim(thread, message, attachments) if attachments else []
             changes: dict[str, Any] = {"updated_at": timezone.now()}
             if not current["title"]:
-                changes["title"] = title_from(text)
+                changes["title"] = title_from(text or ", ".join(a.name for a in sent))
             Thread.objects.filter(pk=thread.pk).update(**changes)
             for name, value in changes.items():
                 setattr(thread, name, value)

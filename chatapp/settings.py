@@ -296,5 +296,29 @@ LOGGING = {
     "loggers": {"chatapp": {"handlers": ["console"], "level": "INFO"}},
 }
 
+# Files people attach to a thread, and files tools make (chatapp/files.py): kept with Django's
+# storage API (STORAGES["default"]: MEDIA_ROOT here, any storage backend in production) and
+# served only to the thread's owner and staff with the permission, never from MEDIA_URL.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+CHATAPP_MAX_FILE_BYTES = int(os.environ.get("CHATAPP_MAX_FILE_BYTES", str(10 * 2**20)))
+CHATAPP_MAX_FILES_PER_THREAD = int(os.environ.get("CHATAPP_MAX_FILES_PER_THREAD", "20"))
+# What may be attached, by file name extension (the browser's own type is not trusted).
+CHATAPP_FILE_TYPES = env_list(
+    "CHATAPP_FILE_TYPES", "csv,tsv,txt,md,json,xml,yaml,yml,py,log,png,jpg,jpeg,gif,webp,pdf,xlsx"
+)
+
+# The code interpreter (`run_python`, chatapp/sandbox/): bubblewrap, and what the code may use.
+CHATAPP_SANDBOX_BWRAP = os.environ.get("CHATAPP_SANDBOX_BWRAP", "bwrap")
+CHATAPP_SANDBOX = {
+    "CPU_SECONDS": int(os.environ.get("CHATAPP_SANDBOX_CPU_SECONDS", "10")),
+    "WALL_SECONDS": float(os.environ.get("CHATAPP_SANDBOX_WALL_SECONDS", "30")),
+    "MEMORY_MB": int(os.environ.get("CHATAPP_SANDBOX_MEMORY_MB", "1024")),
+    "PROCESSES": int(os.environ.get("CHATAPP_SANDBOX_PROCESSES", "32")),
+    "OUTPUT_CHARS": int(os.environ.get("CHATAPP_SANDBOX_OUTPUT_CHARS", "20000")),
+    "FILE_MB": int(os.environ.get("CHATAPP_SANDBOX_FILE_MB", "20")),
+    "WORK_MB": int(os.environ.get("CHATAPP_SANDBOX_WORK_MB", "100")),
+    "FILES": int(os.environ.get("CHATAPP_SANDBOX_FILES", "10")),
+}
+
 # Panels shown beside a thread: callables taking the thread and returning HTML (or "").
 CHATAPP_THREAD_PANELS = ["assistants_registry.site_editor.panels.page_preview"]

@@ -102,12 +102,17 @@ class Conversation:
 
     # --- what the user does ---------------------------------------------------------------
 
-    def send(self, text: str) -> Any:
-        """Post `text` and run the answer to its end (or to a pause for approval)."""
+    def send(self, text: str, files: Iterable[Any] = ()) -> Any:
+        """Post `text` (with `files`: paths, or Django File objects) and run the answer to
+        its end (or to a pause for approval)."""
         from chatapp.runs import say as post
 
-        self.lines.append(f"you> {text}")
-        return self.answered(lambda on_event: post(self.thread, text, on_event=on_event))
+        files = list(files)
+        names = ", ".join(str(getattr(f, "name", f)).rsplit("/", 1)[-1] for f in files)
+        self.lines.append(f"you> {text}" + (f" [attached: {names}]" if files else ""))
+        return self.answered(
+            lambda on_event: post(self.thread, text, files=files, on_event=on_event)
+        )
 
     def approve(self, call_id: str | None = None) -> Any:
         """Approve the paused call (`call_id`: which one, when several wait)."""
@@ -189,6 +194,16 @@ class Conversation:
         return [
             (e.name, e.output, e.is_error) for e in self.events if isinstance(e, events.ToolResult)
         ]
+
+    @property
+    def files(self) -> list[str]:
+        """The names of the thread's files: attached by the user or made by tools."""
+        return [a.name for a in self.thread.attachments.order_by("created_at", "name")]
+
+    def file(self, name: str) -> bytes:
+        """The bytes of the thread's file called `name`."""
+        with self.thread.attachments.get(name=name).file.open("rb") as handle:
+            return handle.read()
 
     @property
     def handoffs(self) -> list[tuple[str, str]]:

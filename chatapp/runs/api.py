@@ -4,6 +4,9 @@ thread = services.start_thread("welcome", user=user)
 run = say(thread, "I want to edit the about page")
 run.status, list(run.messages.all()), list(run.steps.all())
 
+`say(thread, "plot it", files=["data.csv"])` attaches files to the message first (paths, or
+Django `File` objects with a name).
+
 A run that calls a tool needing approval comes back paused (status "awaiting_approval");
 `pending(run)` lists its calls, and `approve(run, call_id)` / `reject(run, call_id, reason)`
 decide one — the last decision runs the rest of the answer and returns the run.
@@ -11,13 +14,17 @@ decide one — the last decision runs the rest of the answer and returns the run
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.core.files import File
 
 from chatapp import services
 from chatapp.db import db
+from chatapp.files import attach
 from chatapp.models import Run, Thread
 from chatapp.runs import cancellation, store
 from chatapp.runs.engine import execute
@@ -28,10 +35,21 @@ EventHandler = Callable[[RunEvent], None]
 
 
 async def asay(
-    thread: Thread, text: str, *, client_id: str | None = None, on_event: EventHandler | None = None
+    thread: Thread,
+    text: str,
+    *,
+    client_id: str | None = None,
+    files: Iterable[Any] = (),
+    on_event: EventHandler | None = None,
 ) -> Run:
-    """Post `text` to the thread, run the assistants to the end of their answer, return the Run."""
-    _, run = await db(services.send_message)(thread, text, client_id=client_id)
+    """Post `text` (with `files`) to the thread, run the assistants to the end of their
+    answer, return the Run."""
+
+    def post() -> tuple[Any, Run]:
+        ids = [attachment.pk for attachment in attach_all(thread, files)]
+        return services.send_message(thread, text, client_id=client_id, attachments=ids)
+
+    _, run = await db(post)()
     async for event in execute(run.pk):
         if on_event is not None:
             on_event(event)
@@ -41,9 +59,27 @@ async def asay(
 
 
 def say(
-    thread: Thread, text: str, *, client_id: str | None = None, on_event: EventHandler | None = None
+    thread: Thread,
+    text: str,
+    *,
+    client_id: str | None = None,
+    files: Iterable[Any] = (),
+    on_event: EventHandler | None = None,
 ) -> Run:
-    return async_to_sync(asay)(thread, text, client_id=client_id, on_event=on_event)
+    return async_to_sync(asay)(thread, text, client_id=client_id, files=files, on_event=on_event)
+
+
+def attach_all(thread: Thread, files: Iterable[Any]) -> list[Any]:
+    """Each of `files` (a path, or a Django File with a name) as a file of the thread."""
+    attached = []
+    for each in files:
+        if isinstance(each, str | os.PathLike):
+            path = Path(each)
+            with path.open("rb") as handle:
+                attached.append(attach(thread, File(handle), path.name))
+        else:
+            attached.append(attach(thread, each, Path(each.name or "").name))
+    return attached
 
 
 def cancel(run: Run) -> services.Cancel:

@@ -14,6 +14,7 @@ import copy
 import json
 from dataclasses import dataclass, replace
 
+from chatapp import files
 from chatapp.models import Assistant, HandoffRule, Message
 from chatapp.providers.base import ChatMessage, ToolCall
 from chatapp.runs.records import HandoffRecord, ToolResultRecord
@@ -75,7 +76,7 @@ def history_for(assistant: Assistant, history: list[Message]) -> tuple[ChatMessa
         own = message.assistant_id == assistant.pk
         speaker = names.get(message.assistant_id, "another assistant")
         if message.role == Message.Role.USER:
-            result.append(ChatMessage("user", message.content))
+            result.append(ChatMessage("user", with_files(message)))
         elif message.role == Message.Role.EVENT:
             result.append(ChatMessage("system", message.content))
         elif message.role == Message.Role.ASSISTANT and own:
@@ -137,6 +138,15 @@ def json_object(arguments: str) -> tuple[str, str]:
         "{}",
         f"(The call's arguments were not a JSON object, so they are shown as {{}}: {shown})",
     )
+
+
+def with_files(message: Message) -> str:
+    """A user's words, and the names of the files sent with them (tools read them by name)."""
+    sent = message.attachments.all() if message.pk else ()
+    if not sent:
+        return message.content
+    note = f"(Attached: {files.described(sent)})"
+    return f"{message.content}\n\n{note}" if message.content else note
 
 
 def with_note(content: str, note: str | None) -> str:

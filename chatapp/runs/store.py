@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from assistants_registry.tools import ToolOutcome
-from chatapp import versions
+from chatapp import files, versions
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Message, Run, RunStep, Thread
 from chatapp.providers.base import ToolCall
 from chatapp.runs import turns
@@ -171,7 +171,8 @@ def start_tool_step(
 def record_tool_result(
     step: RunStep, call: ToolCall, outcome: ToolOutcome, metadata_updates: dict[str, Any]
 ) -> None:
-    """The tool's message and trace, and on success the metadata it wrote: one transaction."""
+    """The tool's message, the files it made and its trace, and on success the metadata it
+    wrote: one transaction."""
     content = f"Error: {outcome.output}" if outcome.is_error else outcome.output
     called = ToolStepRecord.from_data(step.data)
     result = ToolResultRecord(
@@ -182,7 +183,7 @@ def record_tool_result(
     )
     with transaction.atomic():
         run = step.run
-        Message.objects.create(
+        message = Message.objects.create(
             thread_id=run.thread_id,
             run=run,
             role=Message.Role.TOOL,
@@ -191,6 +192,11 @@ def record_tool_result(
             tool_call_id=call.id,
             data=result.to_data(),
         )
+        if outcome.files:  # the model is told what the user now sees
+            made = files.store_outputs(run.thread_id, message, outcome.files)
+            message.content += f"\n\nFiles shown to the user: {files.described(made)}"
+            message.save(update_fields=["content"])
+            called = dataclasses.replace(called, files=[a.name for a in made])
         if metadata_updates and not outcome.is_error:
             merge_metadata(run.thread_id, metadata_updates)
         finish_step(step, called.answered(outcome.output, outcome.is_error, metadata_updates))

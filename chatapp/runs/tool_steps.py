@@ -7,10 +7,12 @@ its limits, its step counter — and how to run a consulted specialist's run (`r
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from assistants_registry.tools import ToolContext, ToolError, ToolOutcome
+from chatapp import files
 from chatapp.db import db
 from chatapp.models import HandoffRule, Run, RunStep
 from chatapp.providers.base import ToolCall
@@ -184,8 +186,10 @@ class ToolSteps:
             run_id=self.run_id,
             metadata=copy.deepcopy(metadata),
             permissions=turn.permissions,
+            files=await db(files.thread_files)(turn.thread.pk),
         )
         outcome = await spec.invoke(call.arguments, ctx, default_timeout=self.limits.tool_timeout)
+        outcome = dataclasses.replace(outcome, files=tuple(ctx.outputs))
         updates = {k: v for k, v in ctx.metadata.items() if metadata.get(k) != v}
         return outcome, updates
 

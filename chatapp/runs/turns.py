@@ -94,6 +94,7 @@ def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
     history = list(
         thread.messages.exclude(status=Message.Status.REPLACED)
         .select_related("assistant")
+        .prefetch_related("attachments")  # the files a user's message came with
         .order_by("id")
     )
     stop = run.cancel_requested or bool(watch and stop_requested(watch))
