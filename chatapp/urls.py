@@ -12,6 +12,8 @@ urlpatterns = [
     path("threads/<uuid:thread_id>/", views.thread_page, name="thread"),
     path("threads/<uuid:thread_id>/earlier/", views.earlier_messages, name="earlier_messages"),
     path("messages/<int:message_id>/text/", views.message_text, name="message_text"),
+    path("threads/<uuid:thread_id>/files/", views.upload_files, name="upload_files"),
+    path("files/<uuid:file_id>/", views.download_file, name="file"),
     path("threads/<uuid:thread_id>/rename/", views.rename_thread, name="rename_thread"),
     path("threads/<uuid:thread_id>/delete/", views.delete_thread, name="delete_thread"),
     path(

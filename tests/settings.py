@@ -8,4 +8,4 @@ os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-0123456789-abcdefghij
 # Files the tests store go to a folder of their own (servers the tests start inherit it).
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="chatapp-test-media-"))
 
-from chatapp.settings import *  # noqa: E402, F403
+from chatapp.settings import *  # noqa: F403

@@ -16,7 +16,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chatapp import runs, services
+from chatapp import files, runs, services
 from chatapp.db import db
 from chatapp.models import Message, Run, Thread
 from chatapp.web import broadcast, fragments, lifecycle
@@ -38,8 +38,9 @@ TOO_MANY = 4429
 # What a page may send: each frame type with its required and optional keys (htmx's ws-send
 # adds HEADERS to every frame).
 FRAMES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "message": (frozenset({"text"}), frozenset({"client_id"})),
-    "edit": (frozenset({"text"}), frozenset({"client_id"})),  # the last message, replaced
+    "message": (frozenset({"text"}), frozenset({"client_id", "attachments"})),
+    # The last message, replaced.
+    "edit": (frozenset({"text"}), frozenset({"client_id", "attachments"})),
     "retry": (frozenset(), frozenset()),  # the last answer, written again
     "cancel": (frozenset(), frozenset()),
     "approve": (frozenset({"call_id"}), frozenset()),
@@ -132,12 +133,13 @@ class ThreadConsumer(AsyncWebsocketConsumer):
                 case "retry":
                     await self.retry()
                 case kind:
-                    await self.post(frame["text"], frame.get("client_id"), edit=kind == "edit")
+                    await self.post(frame, edit=kind == "edit")
         except (
             FrameError,
             services.MessageRejected,
             services.ThreadBusy,
             runs.DecisionRefused,
+            files.FileRejected,
         ) as exc:
             await self.send(text_data=fragments.notice(str(exc)))
         except Exception:
@@ -152,13 +154,19 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             raise FrameError("Too many messages at once; wait a few seconds.")
         self.recent.append(now)
 
-    async def post(self, text: Any, client_id: Any, *, edit: bool = False) -> None:
+    async def post(self, frame: dict[str, Any], *, edit: bool = False) -> None:
         send = db(services.edit_last_message if edit else services.send_message)
-        _, run = await send(self.thread, text, client_id=client_id)
+        attachments = frame.get("attachments") or ()
+        _, run = await send(
+            self.thread, frame["text"], client_id=frame.get("client_id"), attachments=attachments
+        )
         if run.status == Run.Status.QUEUED:
-            if edit:  # every page shows the thread as it is now: the new message in place
+            # An edit, or files: every page shows the thread as it is now, the new message
+            # (with its files) in place.
+            shown = edit or bool(attachments)
+            if shown:
                 await self.refresh_every_page()
-            broadcast.start(run.pk, self.thread.pk, question_shown=edit)
+            broadcast.start(run.pk, self.thread.pk, question_shown=shown)
 
     async def retry(self) -> None:
         run = await db(services.retry_last_answer)(self.thread)

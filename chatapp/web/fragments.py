@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.utils.html import escape
 
-from chatapp.models import Assistant, Message, Run, Thread
+from chatapp.models import Assistant, Attachment, Message, Run, Thread
 from chatapp.runs import ApprovalRecord, HandoffRecord, events
 from chatapp.web.page import (
     SHOWN_ERRORS,
@@ -19,7 +19,7 @@ from chatapp.web.page import (
     handoff_item,
     oob,
     partial,
-    side_panels,
+    side_context,
     thread_context,
 )
 
@@ -87,6 +87,8 @@ def event_fragments(
         case events.ToolResult(step_id=step_id, name=name, output=output, is_error=is_error):
             step = ToolStep(f"s{step_id}", name, event.arguments)
             step.answered(output, is_error)
+            if thread is not None and not nested:
+                step.files = made_by(thread, event)
             return oob("item", item=Item("tool", step=step)) + (_side(thread) if not nested else "")
         case events.Handoff(source_name=source, target_name=target, metadata=metadata):
             handoff = HandoffRecord(source_name=source, target_name=target, metadata=metadata)
@@ -143,12 +145,21 @@ def needs_database(event: events.RunEvent) -> bool:
     return isinstance(event, events.ToolResult | events.Handoff)
 
 
+def made_by(thread: Thread, event: events.ToolResult) -> list[Attachment]:
+    """The files a tool call attached to its result."""
+    return list(
+        Attachment.objects.filter(
+            thread=thread, message__run_id=event.run_id, message__tool_call_id=event.call_id
+        )
+    )
+
+
 def _side(thread: Thread | None) -> str:
     if thread is None:
         return ""
     thread.refresh_from_db(fields=["metadata", "current_assistant"])
     thread.current_assistant  # noqa: B018 - load the new assistant now, not while rendering
-    return oob("side_panel", thread=thread, panels=side_panels(thread))
+    return oob("side_panel", **side_context(thread))
 
 
 def text_fragment(message_id: int, text: str) -> str:

@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString
 
-from chatapp.models import Message, Run, RunStep, Thread
+from chatapp.models import Attachment, Message, Run, RunStep, Thread
 from chatapp.runs import ApprovalRecord, HandoffRecord, ToolResultRecord
 
 THREAD_TEMPLATE = "chat/thread.html"
@@ -35,6 +35,18 @@ class ToolStep:
     is_error: bool = False
     result_length: int = 0  # the whole result's length, when only its start is shown
     result_id: int | None = None  # its message, to download the whole result
+    files: list[Attachment] = field(default_factory=list)  # what the tool attached
+
+    @property
+    def code(self) -> str:
+        """The code of a call whose only argument is code (run_python), shown as written."""
+        try:
+            value = json.loads(self.arguments or "{}")
+        except ValueError:
+            return ""
+        if isinstance(value, dict) and list(value) == ["code"] and isinstance(value["code"], str):
+            return value["code"]
+        return ""
 
     @property
     def running(self) -> bool:
@@ -83,6 +95,7 @@ class Item:
     extra: dict[str, Any] = field(default_factory=dict)
     full_length: int = 0  # the whole message's length, when only its start is shown
     approval: Approval | None = None
+    files: list[Attachment] = field(default_factory=list)  # sent with a user's message
 
     def __post_init__(self) -> None:
         if self.message is not None and not self.streaming:
@@ -160,12 +173,13 @@ def timeline(thread: Thread, messages: list[Message]) -> list[Item]:
     if found := thread.runs.filter(status__in=Run.ACTIVE).values_list("pk", "status").first():
         active, paused = found[0], found[1] == Run.Status.AWAITING_APPROVAL
     asked = approvals_of(runs) if runs else {}
+    attached = files_of(messages)
     results = {m.tool_call_id: m for m in messages if m.role == Message.Role.TOOL}
     items: list[Item] = []
     shown_errors: set[Any] = set()
     for position, message in enumerate(messages):
         if message.role == Message.Role.USER:
-            items.append(Item("user", message))
+            items.append(Item("user", message, files=attached.get(message.pk, [])))
         elif message.role == Message.Role.ASSISTANT:
             streaming = (
                 active is not None and message.run_id == active and message.status == "incomplete"
@@ -189,6 +203,7 @@ def timeline(thread: Thread, messages: list[Message]) -> list[Item]:
                     answer = ToolResultRecord.from_data(result.data)
                     step.answered(result.content, answer.is_error)
                     step.result_id = result.pk
+                    step.files = attached.get(result.pk, [])
                     if answer.consult:
                         kind, extra = "consult", {"specialist": answer.specialist}
                 elif message.run_id != active:  # the run ended without it
@@ -203,6 +218,15 @@ def timeline(thread: Thread, messages: list[Message]) -> list[Item]:
             shown_errors.add(message.run_id)
             items.append(Item("error", text=failed[message.run_id]))
     return items
+
+
+def files_of(messages: list[Message]) -> dict[int, list[Attachment]]:
+    """The files sent with (or made for) these messages, by message id: one query."""
+    found: dict[int, list[Attachment]] = {}
+    ids = [m.pk for m in messages if m.role in (Message.Role.USER, Message.Role.TOOL)]
+    for attachment in Attachment.objects.filter(message_id__in=ids).order_by("created_at"):
+        found.setdefault(attachment.message_id, []).append(attachment)
+    return found
 
 
 def handoff_item(handoff: HandoffRecord) -> Item:
@@ -228,6 +252,15 @@ def side_panels(thread: Thread) -> list[SafeString]:
     return panels
 
 
+def side_context(thread: Thread) -> dict[str, Any]:
+    """What the side panel shows: the thread's facts, its files and the extra panels."""
+    return {
+        "thread": thread,
+        "thread_files": list(thread.attachments.all()),
+        "panels": side_panels(thread),
+    }
+
+
 def thread_context(thread: Thread) -> dict[str, Any]:
     status = thread.runs.filter(status__in=Run.ACTIVE).values_list("status", flat=True).first()
     latest = window(thread)
@@ -239,7 +272,7 @@ def thread_context(thread: Thread) -> dict[str, Any]:
         "awaiting": status == Run.Status.AWAITING_APPROVAL,
         # Retry and Edit, for the last exchange, when nothing runs.
         "can_redo": any(item.kind == "user" for item in latest.items),
-        "panels": side_panels(thread),
+        **side_context(thread),
     }
 
 

@@ -11,16 +11,17 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from chatapp import services
-from chatapp.models import Assistant, Message, Thread
+from chatapp import files, services
+from chatapp.models import Assistant, Attachment, Message, Thread
 from chatapp.web.access import owned_threads
-from chatapp.web.page import thread_context, window
+from chatapp.web.page import oob, partial, side_context, thread_context, window
 
 
 def get_owned_thread(request: HttpRequest, thread_id: UUID) -> Thread:
@@ -80,6 +81,7 @@ def thread_page(request: HttpRequest, thread_id: UUID) -> HttpResponse:
     context = {
         "thread": thread,
         "max_message_chars": settings.CHATAPP_MAX_MESSAGE_CHARS,
+        "file_types": ",".join(f".{kind}" for kind in settings.CHATAPP_FILE_TYPES),
         **thread_context(thread),
     }
     return render(request, "chat/thread.html", context)
@@ -139,3 +141,66 @@ def delete_thread(request: HttpRequest, thread_id: UUID) -> HttpResponse:
         return redirect_back(request)
     messages.success(request, "Chat deleted.")
     return redirect(reverse("threads"))
+
+
+@login_required
+@require_POST
+def upload_files(request: HttpRequest, thread_id: UUID) -> HttpResponse:
+    """Files for the user's next message (`file`, one or more): stored as the thread's, and
+    answered with a chip for each in the composer; any refused file is named in a notice
+    with the reason (422 when none was taken)."""
+    thread = get_owned_thread(request, thread_id)
+    most = settings.CHATAPP_MAX_FILE_BYTES * MAX_FILES_AT_ONCE + 64 * 1024
+    if int(request.META.get("CONTENT_LENGTH") or 0) > most:  # refused before it is read
+        return refused(
+            f"Too much at once: attach at most {MAX_FILES_AT_ONCE} files of at most "
+            f"{filesizeformat(settings.CHATAPP_MAX_FILE_BYTES)} each.",
+            status=413,
+        )
+    uploads = request.FILES.getlist("file")
+    if not uploads:
+        return refused("Choose a file to attach.")
+    attached, reasons = [], []
+    for upload in uploads[:MAX_FILES_AT_ONCE]:
+        try:
+            attached.append(files.attach(thread, upload, upload.name))
+        except files.FileRejected as exc:
+            reasons.append(str(exc))
+    if len(uploads) > MAX_FILES_AT_ONCE:
+        reasons.append(f"Only the first {MAX_FILES_AT_ONCE} files were taken.")
+    if not attached:
+        return refused(" ".join(reasons))
+    html = partial("file_chips", {"attached": attached})
+    html += partial("notice", {"text": " ".join(reasons)})
+    html += oob("side_panel", **side_context(thread))
+    return HttpResponse(html)
+
+
+MAX_FILES_AT_ONCE = 10
+
+
+def refused(reason: str, status: int = 422) -> HttpResponse:
+    return HttpResponse(partial("notice", {"text": reason}), status=status)
+
+
+@login_required
+@require_safe
+def download_file(request: HttpRequest, file_id: UUID) -> FileResponse:
+    """A file of the user's threads (any thread's, for staff with the view permission).
+
+    Raster images are shown inline, everything else is a download; nothing is ever rendered
+    as a page of this site (a sandboxing CSP, and no sniffing of the type)."""
+    visible = Attachment.objects.all()
+    if not (request.user.is_staff and request.user.has_perm("chatapp.view_attachment")):
+        visible = visible.filter(thread__in=owned_threads(request.user))
+    attachment = get_object_or_404(visible, pk=file_id)
+    response = FileResponse(
+        attachment.file.open("rb"),
+        as_attachment=not attachment.is_image,
+        filename=attachment.name,
+        content_type=attachment.content_type if attachment.is_image else "application/octet-stream",
+    )
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

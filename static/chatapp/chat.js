@@ -122,6 +122,8 @@
         text.value = "";
         grow(text);
       }
+      byId("pending-files").textContent = ""; // sent with it
+      syncRequired();
       pending = null;
       if (editing()) stopEditing(false);
     } else if (frame.indexOf('id="notice"') !== -1) {
@@ -167,6 +169,62 @@
       }
     }
     scrollToEnd();
+  });
+
+  // Files: the 📎 button opens the file picker, files dropped on the conversation are
+  // uploaded the same way (the upload form posts on change), and each uploaded file waits
+  // as a chip in the composer until the message is sent. With files, text is optional.
+  function syncRequired() {
+    var chips = byId("pending-files");
+    var text = byId("composer-text");
+    if (chips && text) text.required = !chips.querySelector(".file-chip");
+  }
+
+  function upload(fileList) {
+    var input = byId("file-input");
+    if (!input || !fileList || !fileList.length) return;
+    input.files = fileList;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest ? event.target : null;
+    if (!target) return;
+    if (target.closest("#attach-button")) {
+      byId("file-input").click();
+    } else if (target.closest("[data-remove-chip]")) {
+      var chip = byId(target.closest("[data-remove-chip]").dataset.removeChip);
+      if (chip) chip.remove();
+      syncRequired();
+      byId("composer-text").focus();
+    }
+  });
+
+  document.addEventListener("dragover", function (event) {
+    if (!event.target.closest || !event.target.closest(".conversation")) return;
+    if (event.dataTransfer && Array.prototype.indexOf.call(event.dataTransfer.types, "Files") !== -1) {
+      event.preventDefault();
+      document.body.classList.add("dropping");
+    }
+  });
+
+  document.addEventListener("dragleave", function (event) {
+    if (!event.relatedTarget) document.body.classList.remove("dropping");
+  });
+
+  document.addEventListener("drop", function (event) {
+    document.body.classList.remove("dropping");
+    if (!event.target.closest || !event.target.closest(".conversation")) return;
+    if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+    event.preventDefault();
+    upload(event.dataTransfer.files);
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.elt && event.detail.elt.id === "upload-form") {
+      byId("file-input").value = ""; // the same file can be chosen again
+      syncRequired();
+    }
   });
 
   document.addEventListener("DOMContentLoaded", scrollToEnd);
