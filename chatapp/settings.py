@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "chatapp",
     "assistants_registry.site_editor",
     "assistants_registry.writers_room",
+    "assistants_registry.data_analyst",
 ]
 
 MIDDLEWARE = [

@@ -21,6 +21,10 @@ WELCOME = AssistantDefinition(
             after_tool="select_page",
             required_metadata=("page_id",),
         ),
+        HandoffDefinition(
+            target="data-analyst",
+            description="Hand over to the Data analyst to compute, chart or plot data.",
+        ),
     ),
 )
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from django.core.management import call_command
 
+from assistants_registry.data_analyst import assistants as data_analyst
+from assistants_registry.site_editor import assistants as site_editor
 from chatapp.models import Assistant, AssistantVersion, ConsultRule, HandoffRule
 
 
@@ -28,3 +30,8 @@ def rows() -> tuple[list[dict], ...]:
 def write(path: Path, text: str) -> str:
     path.write_text(text, encoding="utf-8")
     return str(path)
+
+
+# The site editor's assistants, with the Data analyst its Welcome can hand off to: synced
+# without it, Welcome's handoff would have no target.
+SITE_EDITOR = (*site_editor.ASSISTANTS, *data_analyst.ASSISTANTS)

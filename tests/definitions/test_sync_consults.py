@@ -12,13 +12,13 @@ from assistants_registry.definitions import (
     DefinitionError,
     HandoffDefinition,
 )
-from assistants_registry.site_editor.assistants import ASSISTANTS
 from assistants_registry.writers_room.assistants import CRITIC, WRITER
 from chatapp.definitions import yaml_files
 from chatapp.definitions.discovery import discover
 from chatapp.definitions.report import report
 from chatapp.definitions.sync import plan, sync
 from chatapp.models import Assistant, ConsultRule
+from tests.definitions.support import SITE_EDITOR as ASSISTANTS
 from tests.definitions.support import command, rows, write
 from tests.factories import assistant
 

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from assistants_registry.data_analyst.assistants import DATA_ANALYST
 from assistants_registry.definitions import DefinitionError, HandoffDefinition
 from assistants_registry.site_editor.assistants import PAGE_EDITOR, WELCOME
 from chatapp.definitions.report import report
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_unknown_tools_are_a_warning_not_an_error():
     welcome = dataclasses.replace(WELCOME, tools=("list_pages", "search"), origin="here")
-    out = report(sync([welcome, PAGE_EDITOR]))
+    out = report(sync([welcome, PAGE_EDITOR, DATA_ANALYST]))
     assert out[-2:] == [
         "! here: assistant 'welcome': tool 'search' is not in this installation's tool registry",
         "! here: assistant 'welcome': a handoff follows tool 'select_page', which is not among "
@@ -32,7 +33,7 @@ def test_rules_are_checked_as_the_admin_checks_them():
     bad = HandoffDefinition(target="welcome", parameters={"type": "object", "properties": {"x": 1}})
     editor = dataclasses.replace(PAGE_EDITOR, handoffs=(bad,), origin="here")
     with pytest.raises(DefinitionError) as error:
-        sync([WELCOME, editor])
+        sync([WELCOME, editor, DATA_ANALYST])
     assert str(error.value) == (
         "here: assistant 'page-editor': rule transfer_to_welcome: "
         "parameters: The schema of 'x' must be an object."
@@ -49,8 +50,8 @@ def test_python_definitions_get_the_same_type_checks():
 
 def test_an_assistant_as_code_can_ask_before_its_own_tools_only():
     asking = dataclasses.replace(PAGE_EDITOR, ask_before=("set_body",))
-    sync([WELCOME, asking])
+    sync([WELCOME, asking, DATA_ANALYST])
     assert Assistant.objects.get(slug="page-editor").ask_before == ["set_body"]
     stranger = dataclasses.replace(PAGE_EDITOR, ask_before=("select_page",), origin="here")
     with pytest.raises(DefinitionError, match="ask_before: Not among its tools: select_page"):
-        sync([WELCOME, stranger])
+        sync([WELCOME, stranger, DATA_ANALYST])

@@ -72,7 +72,7 @@ def test_export_then_sync_on_an_empty_database_then_export_gives_the_same_text(t
     command("sync_assistants", file=[exported])
     second = command("export_assistants", output=str(tmp_path / "again.yaml"))
 
-    assert second == "Wrote 5 assistants to " + str(tmp_path / "again.yaml") + ".\n"
+    assert second == "Wrote 6 assistants to " + str(tmp_path / "again.yaml") + ".\n"
     assert (tmp_path / "again.yaml").read_text(encoding="utf-8") == first
     support = HandoffRule.objects.get(source__slug="support")
     assert support.parameters["required"] == ["page_id"]

@@ -40,6 +40,7 @@ def test_the_star_override_applies_to_all_and_a_slug_wins_over_it(settings):
         ("page-editor", "large", 4),
         ("writer", "small", 4),
         ("critic", "small", 4),
+        ("data-analyst", "small", 4),
     }
 
 

@@ -7,11 +7,13 @@ import dataclasses
 
 import pytest
 
-from assistants_registry.site_editor.assistants import ASSISTANTS, PAGE_EDITOR, WELCOME
+from assistants_registry.data_analyst.assistants import DATA_ANALYST
+from assistants_registry.site_editor.assistants import PAGE_EDITOR, WELCOME
 from chatapp.definitions import yaml_files
 from chatapp.definitions.report import report
 from chatapp.definitions.sync import plan, sync
 from chatapp.models import Assistant, AssistantVersion, ConsultRule, HandoffRule
+from tests.definitions.support import SITE_EDITOR as ASSISTANTS
 from tests.definitions.support import command, rows, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,10 +29,11 @@ def test_sync_creates_the_discovered_assistants_and_rules():
         "page-editor",
         "writer",
         "critic",
+        "data-analyst",
     }
     welcome = Assistant.objects.get(slug="welcome")
     assert welcome.is_entry and welcome.tools == ["select_page", "list_pages"]
-    handoff = HandoffRule.objects.get(source=welcome)
+    handoff = HandoffRule.objects.get(source=welcome, target__slug="page-editor")
     assert (handoff.target.slug, handoff.tool_name) == ("page-editor", "transfer_to_page_editor")
     assert (handoff.trigger, handoff.after_tool, handoff.required_metadata) == (
         "after_tool",
@@ -41,12 +44,14 @@ def test_sync_creates_the_discovered_assistants_and_rules():
     assert out.splitlines() == [
         "+ assistant welcome",
         "+ rule welcome.transfer_to_page_editor → page-editor",
+        "+ rule welcome.transfer_to_data_analyst → data-analyst",
         "+ assistant page-editor",
         "+ rule page-editor.edit_another_page → welcome",
         "+ assistant writer",
         "+ consult writer.ask_critic → critic",
         "+ assistant critic",
-        "4 assistants created, 2 rules created, 1 consult rule created.",
+        "+ assistant data-analyst",
+        "5 assistants created, 3 rules created, 1 consult rule created.",
     ]
     consult = ConsultRule.objects.get()
     assert (consult.source.slug, consult.specialist.slug, consult.tool_name) == (
@@ -55,7 +60,7 @@ def test_sync_creates_the_discovered_assistants_and_rules():
         "ask_critic",
     )
     assert (consult.description, consult.enabled, consult.order) == ("", True, 0)
-    assert AssistantVersion.objects.count() == 4  # one version per assistant, not per row
+    assert AssistantVersion.objects.count() == 5  # one version per assistant, not per row
 
 
 def test_a_second_sync_changes_nothing_and_writes_nothing():
@@ -123,7 +128,7 @@ def test_a_renamed_rule_is_deleted_and_created():
         PAGE_EDITOR,
         handoffs=(dataclasses.replace(PAGE_EDITOR.handoffs[0], tool_name="choose_page"),),
     )
-    lines = report(sync([WELCOME, renamed], prune=True))
+    lines = report(sync([WELCOME, renamed, DATA_ANALYST], prune=True))
     assert lines == [
         "- rule page-editor.edit_another_page",
         "+ rule page-editor.choose_page → welcome",

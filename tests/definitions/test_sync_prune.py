@@ -8,13 +8,15 @@ import dataclasses
 import pytest
 from django.core.management.base import CommandError
 
+from assistants_registry.data_analyst.assistants import DATA_ANALYST
 from assistants_registry.definitions import ConsultDefinition, HandoffDefinition
-from assistants_registry.site_editor.assistants import ASSISTANTS, PAGE_EDITOR, WELCOME
+from assistants_registry.site_editor.assistants import PAGE_EDITOR, WELCOME
 from chatapp import services
 from chatapp.definitions import yaml_files
 from chatapp.definitions.discovery import discover
 from chatapp.definitions.sync import sync
 from chatapp.models import Assistant, ConsultRule, HandoffRule, Run
+from tests.definitions.support import SITE_EDITOR as ASSISTANTS
 from tests.definitions.support import command, rows, write
 from tests.factories import assistant, rule
 
@@ -34,7 +36,7 @@ def test_prune_deletes_an_assistant_that_is_no_longer_defined():
         "1 assistant deleted, 1 rule deleted.",
     ]
     assert not Assistant.objects.filter(slug="old-bot").exists()
-    assert Assistant.objects.count() == 4 and HandoffRule.objects.count() == 2
+    assert Assistant.objects.count() == 5 and HandoffRule.objects.count() == 3
 
 
 def test_without_prune_other_assistants_are_left_alone():
@@ -57,7 +59,7 @@ def test_prune_deletes_assistants_that_consult_each_other():
         "- assistant second",
         "2 assistants deleted, 2 consult rules deleted.",
     ]
-    assert Assistant.objects.count() == 4
+    assert Assistant.objects.count() == 5
     assert list(ConsultRule.objects.values_list("tool_name", flat=True)) == ["ask_critic"]
 
 
@@ -78,7 +80,7 @@ def test_prune_refuses_an_assistant_in_use_and_writes_nothing(use, user, tmp_pat
         )
     # Other changes are planned too: none of them may be written.
     editor = dataclasses.replace(PAGE_EDITOR, model="gpt-x")
-    path = write(tmp_path / "a.yaml", yaml_files.dump_yaml([welcome, editor]))
+    path = write(tmp_path / "a.yaml", yaml_files.dump_yaml([welcome, editor, DATA_ANALYST]))
     before = rows()
 
     with pytest.raises(CommandError) as refused:

@@ -139,6 +139,7 @@ def test_discover_finds_app_modules_app_yaml_and_setting_files(settings, tmp_pat
         "page-editor": "assistants_registry.site_editor.assistants",
         "writer": "assistants_registry.writers_room.assistants",
         "critic": "assistants_registry.writers_room.assistants",
+        "data-analyst": "assistants_registry.data_analyst.assistants",
     }
     app_dir = tmp_path / "app"
     app_dir.mkdir()

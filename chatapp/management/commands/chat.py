@@ -139,8 +139,11 @@ class Command(BaseCommand):
                 )
             except (Thread.DoesNotExist, ValueError):
                 raise CommandError(f"No thread {thread_id} of {user}.") from None
+        # Without --assistant: the entry assistant created first (the demo's Welcome).
         assistant = (
-            Assistant.objects.filter(slug=slug) if slug else Assistant.objects.filter(is_entry=True)
+            Assistant.objects.filter(slug=slug)
+            if slug
+            else Assistant.objects.filter(is_entry=True).order_by("pk")
         )
         first = assistant.first()
         if first is None:

@@ -6,6 +6,8 @@ How arguments are filled from the message, by the parameter's JSON schema (as py
 - boolean: a yes/no word (on/off, true/false, yes/no, enable(d)/disable(d), publish(ed)/
   unpublish(ed), show(n)/hide/hidden, visible) — the one closest to the parameter's name if the
   name appears, else the first one;
+- a string named `code`: the code quoted in backticks (a ``` fenced block, else `inline`),
+  and nothing else — a tool that takes code wins whenever the message quotes code;
 - string, first that applies: quoted text ("…", '…' or curly quotes); the phrase after the name and
   `to`/`is`/`as`/`:`/`=` up to the end of the sentence ("title to Who we are"); the word before
   the name after "the"/"a"/"my" ("the about page"); the word after the name, if not a stopword;
@@ -115,7 +117,24 @@ def find_boolean(name: str, message: str) -> bool | None:
     return words[hits[0]] in TRUE_WORDS
 
 
+_FENCED = re.compile(r"```[\w+-]*[ \t]*\n?(.*?)```", re.S)
+_INLINE_CODE = re.compile(r"`([^`]+)`")
+
+
+def find_code(message: str) -> str | None:
+    """The code the message quotes: a fenced block, else inline `code`."""
+    found = _FENCED.search(message) or _INLINE_CODE.search(message)
+    code = found.group(1).strip() if found else ""
+    return code or None
+
+
+def takes_code(tool: ToolDefinition) -> bool:
+    return "code" in (tool.parameters.get("required") or ())
+
+
 def find_string(name: str, message: str) -> str | None:
+    if name == "code":
+        return find_code(message)
     quoted = _QUOTED.search(message)
     if quoted:
         return next(group for group in quoted.groups() if group is not None).strip()
@@ -202,8 +221,9 @@ def choose_tool(
     words = tokenize(message)
     best: tuple[ToolDefinition, dict[str, Any]] | None = None
     best_score = 0
+    quotes_code = find_code(message) is not None
     for tool in tools:
-        score = score_tool(tool, words)
+        score = score_tool(tool, words) + (100 if quotes_code and takes_code(tool) else 0)
         if score <= best_score:
             continue
         arguments = fill_arguments(tool.parameters, message)
