@@ -19,8 +19,9 @@ from django.utils.dateparse import parse_datetime
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 
-from chatapp.models import Assistant, Message, Run, RunStep
+from chatapp.models import Assistant, Attachment, Message, Run, RunStep
 from chatapp.runs import ApprovalRecord, HandoffRecord, MessageStepRecord, ToolStepRecord
+from chatapp.runs.records import code_argument
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Entry:
     details: list[str] = field(default_factory=list)
     duration: str = ""
     link: str = ""  # a consultation's own run
+    code: str = ""  # a call whose one argument is code (run_python), as written
+    files: list[Attachment] = field(default_factory=list)  # what a tool attached
 
 
 def pretty_json(value: Any) -> str:
@@ -87,7 +90,14 @@ def timeline(run: Run) -> list[Entry]:
         elif step.kind == RunStep.Kind.CONSULT:
             slugs.add(ToolStepRecord.from_data(step.data).specialist)
     names = dict(Assistant.objects.filter(slug__in=slugs).values_list("slug", "name"))
-    return [entry(step, messages, names) for step in steps]
+    made: dict[str, list[Attachment]] = {}
+    for attachment in Attachment.objects.filter(message__run=run).select_related("message"):
+        made.setdefault(attachment.message.tool_call_id, []).append(attachment)
+    entries = [entry(step, messages, names) for step in steps]
+    for item in entries:
+        if item.kind == RunStep.Kind.TOOL_CALL:
+            item.files = made.get(ToolStepRecord.from_data(item.step.data).call_id, [])
+    return entries
 
 
 def entry(step: RunStep, messages: dict[int, Message], names: dict[str, str]) -> Entry:
@@ -123,7 +133,8 @@ def entry(step: RunStep, messages: dict[int, Message], names: dict[str, str]) ->
     elif step.kind == RunStep.Kind.TOOL_CALL:
         called = ToolStepRecord.from_data(step.data)
         item.title = f"{speaker} called {called.name or '?'}"
-        item.arguments = pretty_json(called.arguments)
+        item.code = code_argument(called.arguments)
+        item.arguments = "" if item.code else pretty_json(called.arguments)
         item.result = pretty_json(called.output) if called.output is not None else "(no result)"
         item.is_error = called.is_error
         item.metadata = key_values(called.metadata)

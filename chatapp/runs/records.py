@@ -22,6 +22,18 @@ def describe_metadata(metadata: dict[str, Any]) -> str:
     )
 
 
+def code_argument(arguments: str) -> str:
+    """The code of a call whose one argument is `code` (run_python), to show as code rather
+    than as JSON; "" for any other call."""
+    try:
+        value = json.loads(arguments or "{}")
+    except (ValueError, RecursionError):
+        return ""
+    if isinstance(value, dict) and list(value) == ["code"] and isinstance(value["code"], str):
+        return value["code"]
+    return ""
+
+
 class Record:
     """to_data / from_data for the frozen dataclasses below."""
 

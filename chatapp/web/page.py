@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString
 
 from chatapp.models import Attachment, Message, Run, RunStep, Thread
 from chatapp.runs import ApprovalRecord, HandoffRecord, ToolResultRecord
+from chatapp.runs.records import code_argument
 
 THREAD_TEMPLATE = "chat/thread.html"
 
@@ -39,14 +40,8 @@ class ToolStep:
 
     @property
     def code(self) -> str:
-        """The code of a call whose only argument is code (run_python), shown as written."""
-        try:
-            value = json.loads(self.arguments or "{}")
-        except ValueError:
-            return ""
-        if isinstance(value, dict) and list(value) == ["code"] and isinstance(value["code"], str):
-            return value["code"]
-        return ""
+        """A run_python call's code, shown as written."""
+        return code_argument(self.arguments)
 
     @property
     def running(self) -> bool:
