@@ -13,7 +13,17 @@ commands — imports the engine from here and from nowhere deeper:
 from __future__ import annotations
 
 from chatapp.runs import events
-from chatapp.runs.api import EventHandler, adecide, approve, asay, cancel, pending, reject, say
+from chatapp.runs.api import (
+    EventHandler,
+    adecide,
+    approve,
+    asay,
+    attach_all,
+    cancel,
+    pending,
+    reject,
+    say,
+)
 from chatapp.runs.cancellation import shut_down
 from chatapp.runs.context import InstructionsError
 from chatapp.runs.engine import execute
@@ -51,6 +61,7 @@ __all__ = [
     "adecide",
     "approve",
     "asay",
+    "attach_all",
     "build_preview",
     "cancel",
     "decide",

@@ -6,10 +6,12 @@ goes on."""
 from __future__ import annotations
 
 import io
+import sys
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 
 from chatapp.models import Attachment, Run
@@ -156,3 +158,34 @@ def test_an_assistant_without_the_tool_cannot_run_code(demo, conversation):
     chat.send("run this")
     [(_, output, is_error)] = chat.tool_results
     assert is_error and output == "Welcome has no tool named 'run_python'."
+
+
+def test_the_terminal_chat_attaches_a_file_and_says_where_the_plot_is(
+    demo, user, monkeypatch, tmp_path
+):
+    data = tmp_path / "sales.csv"
+    data.write_bytes(b"month,units\nJan,3\nFeb,5\n")
+    code = "import csv, matplotlib.pyplot as plt; rows = list(csv.reader(open('sales.csv'))); "
+    code += "print(len(rows), 'rows'); plt.plot([1, 2])"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"count `{code}`\n\n"))
+    out = io.StringIO()
+    call_command("chat", "data-analyst", "--user", user.username, "--attach", str(data), stdout=out)
+    text = out.getvalue()
+    assert "Attached sales.csv: sent with your first message." in text
+    assert "3 rows" in text
+    figure = Attachment.objects.get(name="figure-1.png")
+    assert f"📎 figure-1.png ({figure.size} bytes): {figure.file.path}" in text
+    message = Attachment.objects.get(name="sales.csv").message
+    assert message.role == "user" and message.content.startswith("count `import csv")
+
+
+def test_the_terminal_chat_refuses_a_file_it_may_not_attach(demo, user, tmp_path):
+    program = tmp_path / "run.exe"
+    program.write_bytes(b"MZ")
+    with pytest.raises(CommandError, match=r"run\.exe: files of this type cannot be attached"):
+        call_command("chat", "data-analyst", "--attach", str(program), stdout=io.StringIO())
+    with pytest.raises(CommandError, match=r"Cannot read .*missing\.csv: No such file"):
+        call_command(
+            "chat", "data-analyst", "--attach", str(tmp_path / "missing.csv"), stdout=io.StringIO()
+        )
+    assert not Attachment.objects.exists()

@@ -10,9 +10,10 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.urls import reverse
 
-from chatapp import runs, services, transcript
-from chatapp.models import Assistant, Run, Thread
+from chatapp import files, runs, services, transcript
+from chatapp.models import Assistant, Attachment, Run, Thread
 from chatapp.runs import events
 from chatapp.services import MessageRejected, ThreadBusy
 
@@ -29,6 +30,13 @@ class Command(BaseCommand):
         parser.add_argument("--user", default="cli", help="whose thread it is (created if new)")
         parser.add_argument("--thread", help="continue this thread (its id)")
         parser.add_argument("--quiet", action="store_true", help="print only the messages")
+        parser.add_argument(
+            "--attach",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="a file sent with your first message (repeat for more)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.quiet = options["quiet"]
@@ -44,6 +52,7 @@ class Command(BaseCommand):
             f"Thread {thread.pk} with {thread.current_assistant.name}. "
             "Ctrl-C stops an answer; an empty line, Ctrl-D or Ctrl-C at the prompt ends the chat."
         )
+        self.waiting = self.attach(thread, options["attach"])
         while True:
             self.stdout.write("you> ", ending="")
             self.stdout.flush()
@@ -64,11 +73,41 @@ class Command(BaseCommand):
     async def answer(self, thread: Thread, line: str) -> Run | None:
         """Post the line and show the run as it happens."""
         try:
-            _, run = await sync_to_async(services.send_message)(thread, line)
-        except (MessageRejected, ThreadBusy) as exc:
+            _, run = await sync_to_async(services.send_message)(
+                thread, line, attachments=[a.pk for a in self.waiting]
+            )
+        except (MessageRejected, ThreadBusy, files.FileRejected) as exc:
             self.stderr.write(str(exc))
             return None
+        self.waiting = []  # sent with this message
         return await self.follow(run, thread)
+
+    def attach(self, thread: Thread, paths: list[str]) -> list[Attachment]:
+        """--attach: the files, stored as the thread's now, to go with the first message."""
+        try:
+            attached = runs.attach_all(thread, paths)
+        except OSError as exc:
+            raise CommandError(f"Cannot read {exc.filename}: {exc.strerror}.") from None
+        except files.FileRejected as exc:
+            raise CommandError(str(exc)) from None
+        if attached:
+            names = ", ".join(a.name for a in attached)
+            self.stdout.write(f"Attached {names}: sent with your first message.")
+        return attached
+
+    @sync_to_async
+    def show_files(self, event: events.ToolResult) -> None:
+        """Where to open the files a tool made: their path on this machine (local storage),
+        else their address on the site."""
+        made = Attachment.objects.filter(
+            message__run_id=event.run_id, message__tool_call_id=event.call_id
+        )
+        for attachment in made:
+            try:
+                where = attachment.file.path
+            except NotImplementedError:  # a remote storage backend
+                where = reverse("file", args=[attachment.pk])
+            self.stdout.write(f"  📎 {attachment.name} ({attachment.size} bytes): {where}")
 
     def decide(self, run: Run) -> Run | None:
         """Put each call the run waits on to the user: y approves, anything else rejects
@@ -123,6 +162,8 @@ class Command(BaseCommand):
         try:
             async for event in runs.execute(run.pk):
                 self.show(event)
+                if isinstance(event, events.ToolResult) and not self.quiet:
+                    await self.show_files(event)
         except asyncio.CancelledError:
             raise Quit from None
         finally:
