@@ -11,6 +11,7 @@ PORT   ?= 8000
 run: export DEBUG = true
 run: install
 	@echo "DEBUG is on: make run is for development (make serve runs as in production)."
+	@scripts/ensure-bubblewrap --warn
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py ensure_demo_user
@@ -22,6 +23,7 @@ run: install
 # SECRET_KEY in the environment, one is made once and kept in .secret_key.
 PROCESSES ?= 1
 serve: install
+	@scripts/ensure-bubblewrap --warn
 	@test -n "$$SECRET_KEY" -o -f .secret_key || \
 	  $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > .secret_key
 	@export DEBUG=false SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}"; \
@@ -33,6 +35,7 @@ serve: install
 # The tests read static files where they are, never a `make serve` collection of them.
 test: install
 	@scripts/ensure-chromium "$$PYTEST_ARGS"
+	@scripts/ensure-bubblewrap
 	@mkdir -p .test-static
 	STATIC_ROOT=$(CURDIR)/.test-static $(PY) -m pytest $(PYTEST_ARGS)
 

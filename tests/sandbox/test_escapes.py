@@ -175,3 +175,17 @@ async def test_a_missing_bubblewrap_is_a_clear_error():
 async def test_the_work_folder_shows_only_the_threads_files():
     result = await run("import os\nprint(sorted(os.listdir('.')))", [File("a.csv", b"1")], TIGHT)
     assert result.stdout.strip() == "['a.csv', 'outputs']"
+
+
+def test_the_status_command_says_whether_the_sandbox_runs():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("provider_status", stdout=out)
+    assert "Code interpreter: ready (bubblewrap sandbox)." in out.getvalue()
+    out = StringIO()
+    with override_settings(CHATAPP_SANDBOX_BWRAP="no-such-bwrap"):
+        call_command("provider_status", stdout=out)
+    assert "Code interpreter: unavailable. The code interpreter needs bubblewrap" in out.getvalue()
