@@ -328,3 +328,68 @@ class RetryAndEditInTheBrowser(BrowserTestCase):
         expect(box).to_have_value("")
         expect(page.locator("#composer-type")).to_have_value("message")
         self.assertEqual(self.console_errors, [])
+
+
+SALES_CSV = b"month,units\nJan,3\nFeb,5\nMar,4\nApr,7\n"
+PLOT_CODE = (
+    "import csv, matplotlib.pyplot as plt; rows = list(csv.DictReader(open('sales.csv'))); "
+    "plt.bar([r['month'] for r in rows], [int(r['units']) for r in rows], color='#2457c5'); "
+    "plt.title('Units sold per month'); print(sum(int(r['units']) for r in rows), 'units in all')"
+)
+
+
+@override_settings(OFFLINE_MODEL_DELAY=0.01)
+class FilesInTheBrowser(BrowserTestCase):
+    def test_attach_a_csv_and_get_a_plot_in_the_chat(self) -> None:
+        page = self.open_page(height=1250)  # tall enough for the README's screenshot
+        self.start_chat(page, "Data analyst")
+        page.get_by_role("button", name="Attach files").focus()  # reachable by keyboard
+        page.locator("#file-input").set_input_files(
+            files=[{"name": "sales.csv", "mimeType": "text/csv", "buffer": SALES_CSV}]
+        )
+        chip = page.locator("#pending-files .file-chip")
+        expect(chip).to_contain_text("sales.csv")
+        expect(page.locator("#side-panel .files-panel")).to_contain_text("sales.csv")
+
+        self.send(page, f"Plot the units per month `{PLOT_CODE}`")
+        figure = page.locator(".tool-step-wrap img")
+        expect(figure).to_be_visible(timeout=20_000)
+        page.wait_for_function(
+            "() => { const i = document.querySelector('.tool-step-wrap img');"
+            " return i && i.complete && i.naturalWidth > 0; }"
+        )
+        expect(chip).to_have_count(0)  # sent with the message
+        expect(page.locator(".msg--user .file-link")).to_have_text("sales.csv")
+        expect(page.locator(".tool-step-wrap summary").last).to_contain_text("run_python")
+        expect(page.locator(".msg--assistant").last).to_contain_text("Done: run_python")
+        expect(page.locator("#side-panel .files-panel")).to_contain_text("figure-1.png")
+        self.assertEqual(self.console_errors, [])
+        page.locator(".tool-step-wrap summary").last.click()  # the code and what it printed
+        expect(page.locator(".tool-step__result").last).to_contain_text("19 units in all")
+        page.screenshot(path=str(OUTPUT / "data-analyst.png"), full_page=True)
+
+    def test_a_dropped_file_waits_and_a_refused_one_says_why(self) -> None:
+        page = self.open_page()
+        self.start_chat(page, "Data analyst")
+
+        def drop(name: str, content: str) -> None:
+            transfer = page.evaluate_handle(
+                "([name, content]) => { const t = new DataTransfer();"
+                " t.items.add(new File([content], name)); return t; }",
+                [name, content],
+            )
+            page.dispatch_event("#messages", "drop", {"dataTransfer": transfer})
+
+        drop("notes.txt", "some notes")
+        chip = page.locator("#pending-files .file-chip")
+        expect(chip).to_contain_text("notes.txt")
+        drop("tool.exe", "MZ")
+        expect(page.locator("#notice")).to_contain_text(
+            "tool.exe: files of this type cannot be attached"
+        )
+        expect(chip).to_have_count(1)
+        page.get_by_role("button", name="Do not send notes.txt").click()
+        expect(chip).to_have_count(0)  # not sent; still a file of the chat
+        expect(page.locator("#side-panel .files-panel")).to_contain_text("notes.txt")
+        refused = "Failed to load resource: the server responded with a status of 422"
+        self.assertEqual([e for e in self.console_errors if not e.startswith(refused)], [])
