@@ -107,6 +107,11 @@ def test_nothing_imports_in_a_circle():
             ("chatapp.web", "chatapp.admin", "chatapp.definitions", "chatapp.management"),
         ),
         ("chatapp.services", ("chatapp.runs", "chatapp.web", "chatapp.admin")),
+        ("chatapp.files", ("chatapp.runs", "chatapp.web", "chatapp.admin", "chatapp.services")),
+        (
+            "chatapp.sandbox",
+            ("chatapp.runs", "chatapp.web", "chatapp.admin", "chatapp.services", "chatapp.models"),
+        ),
         ("chatapp.web", ("chatapp.admin", "chatapp.definitions")),
         ("chatapp.definitions", ("chatapp.runs", "chatapp.web", "chatapp.admin")),
         ("assistants_registry.tools", ("chatapp",)),
@@ -148,8 +153,8 @@ WRITTEN = {"Thread", "Message", "Run", "RunStep"}
 WRITERS = {"chatapp.services", "chatapp.runs.store"}
 
 
-def writes_through_a_manager(tree: ast.AST) -> Iterator[int]:
-    """Lines that call create/update/delete on a query of Thread, Message, Run or RunStep
+def writes_through_a_manager(tree: ast.AST, written: set[str] = WRITTEN) -> Iterator[int]:
+    """Lines that call create/update/delete on a query of the `written` models
     (`Run.objects.filter(...).update(...)`). Writes through an instance are not seen."""
     for node in ast.walk(tree):
         if not (
@@ -161,7 +166,7 @@ def writes_through_a_manager(tree: ast.AST) -> Iterator[int]:
         receiver = node.func.value
         while isinstance(receiver, ast.Call | ast.Attribute):
             receiver = receiver.func if isinstance(receiver, ast.Call) else receiver.value
-        if isinstance(receiver, ast.Name) and receiver.id in WRITTEN:
+        if isinstance(receiver, ast.Name) and receiver.id in written:
             yield node.lineno
 
 
@@ -172,3 +177,12 @@ def test_only_services_and_the_engines_store_write_threads_messages_and_runs():
         for line in writes_through_a_manager(ast.parse(path.read_text()))
     }
     assert {place.split(":")[0] for place in writers} == WRITERS
+
+
+def test_only_files_writes_attachments():
+    writers = {
+        name
+        for name, path in MODULES.items()
+        if any(writes_through_a_manager(ast.parse(path.read_text()), {"Attachment"}))
+    }
+    assert writers == {"chatapp.files"}

@@ -20,8 +20,13 @@ from django.utils.formats import date_format
 from django.utils.timezone import localtime
 
 from chatapp.models import Assistant, Attachment, Message, Run, RunStep
-from chatapp.runs import ApprovalRecord, HandoffRecord, MessageStepRecord, ToolStepRecord
-from chatapp.runs.records import code_argument
+from chatapp.runs import (
+    ApprovalRecord,
+    HandoffRecord,
+    MessageStepRecord,
+    ToolStepRecord,
+    code_argument,
+)
 
 
 @dataclass

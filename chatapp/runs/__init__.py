@@ -42,6 +42,7 @@ from chatapp.runs.records import (
     MessageStepRecord,
     ToolResultRecord,
     ToolStepRecord,
+    code_argument,
     describe_metadata,
 )
 from chatapp.runs.store import Decided, DecisionRefused, decide, pending_approvals
@@ -64,6 +65,7 @@ __all__ = [
     "attach_all",
     "build_preview",
     "cancel",
+    "code_argument",
     "decide",
     "describe_metadata",
     "events",

@@ -19,8 +19,7 @@ from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString
 
 from chatapp.models import Attachment, Message, Run, RunStep, Thread
-from chatapp.runs import ApprovalRecord, HandoffRecord, ToolResultRecord
-from chatapp.runs.records import code_argument
+from chatapp.runs import ApprovalRecord, HandoffRecord, ToolResultRecord, code_argument
 
 THREAD_TEMPLATE = "chat/thread.html"
 
