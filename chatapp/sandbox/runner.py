@@ -2,7 +2,7 @@
 user's `main.py`, then the files it left in `outputs/` sent back as a tar stream on the pipe
 $CHATAPP_OUTPUTS_FD.
 
-Open matplotlib figures are saved as outputs/figure-N.png when the code saved no file
+Open matplotlib figures are saved as outputs/figure-N.png unless the code saved a picture
 itself, so `plt.plot(...)` alone answers with a picture. Nothing here is trusted by the
 server: it reads that pipe with limits and keeps only plain files.
 """
@@ -15,6 +15,7 @@ import traceback
 
 MAIN = "/code/main.py"
 OUTPUTS = "outputs"
+PICTURES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".pdf")
 
 
 def run_main() -> int:
@@ -35,7 +36,7 @@ def run_main() -> int:
 
 def save_open_figures() -> None:
     pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is None or os.listdir(OUTPUTS):
+    if pyplot is None or any(name.lower().endswith(PICTURES) for name in os.listdir(OUTPUTS)):
         return
     for number in pyplot.get_fignums():
         pyplot.figure(number).savefig(os.path.join(OUTPUTS, f"figure-{number}.png"))

@@ -153,6 +153,36 @@ def test_welcome_hands_off_to_the_data_analyst(demo, conversation):
     assert chat.assistant == "data-analyst"
 
 
+def test_a_file_the_code_writes_is_a_download_link(demo, conversation, client):
+    code = "open('outputs/totals.csv', 'w').write('month,units\\nJan,3\\n')"
+    chat = conversation("data-analyst", model=[call("run_python", code=code), say("Here.")])
+    chat.send("make a table")
+    totals = Attachment.objects.get(name="totals.csv")
+    assert (totals.content_type, chat.file("totals.csv")) == ("text/csv", b"month,units\nJan,3\n")
+    client.force_login(chat.thread.owner)
+    page = client.get(reverse("thread", args=[chat.thread.pk])).content.decode()
+    assert f'<a class="file-link" href="/files/{totals.pk}/" download>totals.csv</a>' in page
+
+
+def test_the_code_interpreter_is_offered_in_the_admin_and_off_by_default(demo, admin_client):
+    from chatapp.models import Assistant
+
+    page = admin_client.get(reverse("admin:chatapp_assistant_add")).content.decode()
+    assert 'value="run_python"' in page  # a tool staff can tick
+    with_it = set(
+        Assistant.objects.filter(tools__contains="run_python").values_list("slug", flat=True)
+    )
+    assert with_it == {"data-analyst"}
+
+
+def test_a_sandbox_that_cannot_start_is_a_tool_error(demo, conversation, settings):
+    settings.CHATAPP_SANDBOX_BWRAP = "no-such-bwrap"
+    chat = conversation("data-analyst", model=[call("run_python", code="print(1)"), say("No.")])
+    chat.send("run it")
+    [(_, output, is_error)] = chat.tool_results
+    assert is_error and "The code interpreter needs bubblewrap" in output
+
+
 def test_an_assistant_without_the_tool_cannot_run_code(demo, conversation):
     chat = conversation("welcome", model=[call("run_python", code="print(1)"), say("No.")])
     chat.send("run this")

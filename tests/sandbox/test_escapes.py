@@ -61,6 +61,31 @@ async def test_a_plot_and_the_threads_files():
     assert figure.name == "figure-1.png" and figure.data.startswith(b"\x89PNG\r\n\x1a\n")
 
 
+async def test_open_figures_are_saved_unless_the_code_saved_a_picture():
+    plot = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n"
+    table = "open('outputs/table.csv', 'w').write('a\\n')\n"
+    result = await run(plot + table)
+    assert sorted(f.name for f in result.files) == ["figure-1.png", "table.csv"]
+    result = await run(plot + "plt.savefig('outputs/mine.png')\n")
+    assert [f.name for f in result.files] == ["mine.png"]
+
+
+async def test_a_sandbox_that_cannot_start_is_a_clear_error(tmp_path):
+    fake = tmp_path / "bwrap"
+    fake.write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    with (
+        override_settings(CHATAPP_SANDBOX_BWRAP=str(fake)),
+        pytest.raises(bubblewrap.SandboxUnavailable) as refused,
+    ):
+        await run("print(1)", limits=TIGHT)
+    assert str(refused.value) == (
+        "The sandbox could not start here: bwrap: No permissions to create a new namespace"
+    )
+
+
 async def test_files_written_to_outputs_come_back_and_nothing_else():
     code = (
         "import os\n"
