@@ -9,6 +9,7 @@ from chatapp.web import views
 urlpatterns = [
     path("", views.thread_list, name="threads"),
     path("threads/new/", views.new_thread, name="new_thread"),
+    path("chats/", views.chats, name="chat_list"),
     path("threads/<uuid:thread_id>/", views.thread_page, name="thread"),
     path("threads/<uuid:thread_id>/earlier/", views.earlier_messages, name="earlier_messages"),
     path("messages/<int:message_id>/text/", views.message_text, name="message_text"),

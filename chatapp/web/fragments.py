@@ -7,6 +7,7 @@ own, inside the consultation's block instead of the conversation.
 
 from __future__ import annotations
 
+from django.utils import timezone
 from django.utils.html import escape
 
 from chatapp.models import Assistant, Attachment, Message, Run, Thread
@@ -65,6 +66,7 @@ def event_fragments(
                 role=Message.Role.USER,
                 content=question,
                 client_id=event.client_id or None,
+                created_at=timezone.now(),
             )
             shown = append(Item("user", asked), into) if question_id else ""
             title = oob("title", thread=thread) if thread else ""  # the first message names it
@@ -76,7 +78,8 @@ def event_fragments(
             if not content and status == "complete":  # only tool calls: their steps stand for it
                 return f'<div id="msg-{message_id}" hx-swap-oob="delete"></div>'
             message = spoken(message_id, content, status, event.assistant_name)
-            return oob("item", item=Item("assistant", message))
+            told = "" if nested else announcement(f"{event.assistant_name}: {content}")
+            return oob("item", item=Item("assistant", message)) + told
         case events.ToolCalled(step_id=step_id, name=name, arguments=arguments, kind=kind):
             item_kind = "consult" if kind == "consult" else "tool"
             return append(Item(item_kind, step=ToolStep(f"s{step_id}", name, arguments)), into)
@@ -95,12 +98,14 @@ def event_fragments(
             banner = append(handoff_item(handoff), into)
             if nested or thread is None:
                 return banner
+            banner += announcement(f"{target} answers now, after {source}.")
             side = _side(thread)  # reloads the thread: its assistant has changed
             return banner + oob("badge", thread=thread) + side
         case events.ApprovalRequested(step_id=step_id, call_id=call_id, name=name):
             record = ApprovalRecord(call_id=call_id, name=name, arguments=event.arguments)
             approval = Approval(step_id, record, event.assistant_name, waiting=True)
-            return append(Item("approval", approval=approval), into)
+            asks = announcement(f"{event.assistant_name or 'The assistant'} asks before {name}.")
+            return append(Item("approval", approval=approval), into) + asks
         case events.RunFinished(status=Run.Status.AWAITING_APPROVAL):
             return oob("run_status", running=True, awaiting=True)
         case events.RunFinished(status=status, error=error):
@@ -132,7 +137,20 @@ def spoken(message_id: int, content: str, status: str, assistant_name: str) -> M
         content=content,
         status=status,
         assistant=Assistant(name=assistant_name),
+        created_at=timezone.now(),
     )
+
+
+ANNOUNCED_CHARS = 300
+
+
+def announcement(text: str) -> str:
+    """What screen readers hear, politely, once: a finished answer (its start), a handoff, a
+    question for the user — never each streamed word."""
+    text = " ".join(text.split())
+    if len(text) > ANNOUNCED_CHARS:
+        text = text[: ANNOUNCED_CHARS - 1] + "…"
+    return partial("announce", {"text": text})
 
 
 def needs_database(event: events.RunEvent) -> bool:

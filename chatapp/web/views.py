@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST, require_safe
 from chatapp import files, services
 from chatapp.models import Assistant, Attachment, Message, Thread
 from chatapp.web.access import owned_threads
+from chatapp.web.chats import chat_list
 from chatapp.web.page import oob, partial, side_context, thread_context, window
 
 
@@ -80,11 +81,28 @@ def thread_page(request: HttpRequest, thread_id: UUID) -> HttpResponse:
     thread = get_owned_thread(request, thread_id)
     context = {
         "thread": thread,
+        "chats": chat_list(request.user),
+        "current": thread,
         "max_message_chars": settings.CHATAPP_MAX_MESSAGE_CHARS,
         "file_types": ",".join(f".{kind}" for kind in settings.CHATAPP_FILE_TYPES),
         **thread_context(thread),
     }
     return render(request, "chat/thread.html", context)
+
+
+@login_required
+@require_safe
+def chats(request: HttpRequest) -> HttpResponse:
+    """A page of the user's chats for the list beside a conversation: `q` searches them,
+    `page` and `after` go on from "Show more", `current` marks the chat on screen."""
+    try:
+        page = int(request.GET.get("page") or 1)
+        current_id = UUID(request.GET["current"]) if request.GET.get("current") else None
+    except ValueError:
+        return HttpResponseBadRequest("page must be a number and current a chat's id.")
+    current = owned_threads(request.user).filter(pk=current_id).first() if current_id else None
+    found = chat_list(request.user, request.GET.get("q", ""), page, request.GET.get("after", ""))
+    return render(request, "chat/chat_list.html#items", {"chats": found, "current": current})
 
 
 @login_required

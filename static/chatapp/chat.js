@@ -23,15 +23,23 @@
 
   // The input is usable while the socket is open and the run status (a fragment the server
   // sends) says no answer is being written.
+  // While an answer is written the keyboard's place is Stop (Enter or Space presses it);
+  // afterwards, and after a reconnect, it is the input again. Focus is only moved from the
+  // conversation's own controls, never from, say, the search box.
   function syncComposer() {
     var status = byId("run-status");
     var fields = byId("composer-fields");
     if (!status || !fields) return;
     var locked = !connected || status.dataset.running === "true";
+    var active = document.activeElement;
+    var ours = !active || active === document.body || byId("composer").contains(active) ||
+      status.contains(active);
     if (fields.disabled !== locked) {
       fields.disabled = locked;
-      if (!locked) byId("composer-text").focus();
+      if (!locked && ours) byId("composer-text").focus();
     }
+    var stop = status.querySelector(".stop-button");
+    if (locked && stop && ours && document.activeElement !== stop) stop.focus();
   }
 
   function showNotice(text) {
@@ -39,10 +47,40 @@
     if (notice) notice.textContent = text;
   }
 
+  // The view follows the answer only while the reader is at the bottom; scrolled up, they
+  // stay where they are and "Jump to the latest" takes them down.
+  function atBottom() {
+    var messages = byId("messages");
+    return !messages || messages.scrollHeight - messages.scrollTop - messages.clientHeight < 48;
+  }
+
   function scrollToEnd() {
     var messages = byId("messages");
     if (messages) messages.scrollTop = messages.scrollHeight;
+    var jump = byId("jump-latest");
+    if (jump) jump.hidden = true;
   }
+
+  var following = true;
+
+  document.addEventListener("htmx:wsBeforeMessage", function () {
+    following = atBottom();
+  });
+
+  document.addEventListener(
+    "scroll",
+    function (event) {
+      if (event.target.id === "messages" && atBottom()) byId("jump-latest").hidden = true;
+    },
+    true
+  );
+
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("#jump-latest")) {
+      scrollToEnd();
+      byId("composer-text").focus();
+    }
+  });
 
   function grow(textarea) {
     textarea.style.height = "auto";
@@ -108,6 +146,8 @@
     if (form && form.id === "composer") {
       byId("composer-fields").disabled = true; // until the run status says otherwise
       showNotice("");
+      following = true; // your own message: follow its answer
+      scrollToEnd();
     }
   });
 
@@ -168,7 +208,11 @@
         byId("composer").requestSubmit();
       }
     }
-    scrollToEnd();
+    if (following) {
+      scrollToEnd();
+    } else {
+      byId("jump-latest").hidden = false;
+    }
   });
 
   // Files: the 📎 button opens the file picker, files dropped on the conversation are
@@ -225,6 +269,86 @@
       byId("file-input").value = ""; // the same file can be chosen again
       syncRequired();
     }
+  });
+
+  // The list of chats: a drawer behind the "Chats" button on narrow screens (Escape closes
+  // it), refreshed when this chat gets its title or another assistant (the frames say so).
+  function setChatList(open) {
+    var list = byId("chat-list");
+    var toggle = byId("chat-list-toggle");
+    if (!list || !toggle) return;
+    list.classList.toggle("chat-list--open", open);
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) byId("chat-search").focus();
+  }
+
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("#chat-list-toggle")) {
+      setChatList(byId("chat-list-toggle").getAttribute("aria-expanded") !== "true");
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    var toggle = byId("chat-list-toggle");
+    if (event.key === "Escape" && toggle && toggle.getAttribute("aria-expanded") === "true") {
+      setChatList(false);
+      toggle.focus();
+    }
+  });
+
+  document.addEventListener("htmx:wsAfterMessage", function (event) {
+    var frame = typeof event.detail.message === "string" ? event.detail.message : "";
+    if (frame.indexOf('id="thread-title"') !== -1 || frame.indexOf('id="assistant-badge"') !== -1) {
+      htmx.trigger(document.body, "chats-changed");
+    }
+  });
+
+  // Copy: each answer, and each code block of an answer (its button is added here, so the
+  // server's sanitised HTML stays as it is).
+  htmx.onLoad(function (root) {
+    var blocks = root.querySelectorAll
+      ? root.querySelectorAll(".msg--assistant:not(.msg--streaming) .msg__body pre, .consult__answer pre")
+      : [];
+    Array.prototype.forEach.call(blocks, function (pre) {
+      if (pre.parentElement.classList.contains("code-block")) return;
+      var wrapper = document.createElement("div");
+      wrapper.className = "code-block";
+      pre.parentElement.insertBefore(wrapper, pre);
+      wrapper.appendChild(pre);
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "copy-button";
+      button.dataset.copy = "code";
+      button.textContent = "Copy";
+      button.setAttribute("aria-label", "Copy code");
+      wrapper.appendChild(button);
+    });
+  });
+
+  function copied(button, text) {
+    var label = button.textContent;
+    button.textContent = text;
+    setTimeout(function () {
+      button.textContent = label;
+    }, 1500);
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    if (!button) return;
+    var source =
+      button.dataset.copy === "code"
+        ? button.parentElement.querySelector("pre")
+        : button.closest(".msg").querySelector(".msg__body");
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.innerText).then(
+      function () {
+        copied(button, "Copied");
+      },
+      function () {
+        copied(button, "Could not copy");
+      }
+    );
   });
 
   document.addEventListener("DOMContentLoaded", scrollToEnd);

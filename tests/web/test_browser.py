@@ -78,8 +78,8 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         grant(demo, *SITE_EDITOR)  # as ensure_demo_user does
         OUTPUT.mkdir(parents=True, exist_ok=True)
 
-    def open_page(self, width: int = 1280, height: int = 860) -> Page:
-        context = self.browser.new_context(viewport={"width": width, "height": height})
+    def open_page(self, width: int = 1280, height: int = 860, **options: object) -> Page:
+        context = self.browser.new_context(viewport={"width": width, "height": height}, **options)
         self.addCleanup(context.close)
         page = context.new_page()
         self.console_errors: list[str] = []
@@ -152,7 +152,7 @@ class SiteEditorInTheBrowser(BrowserTestCase):
         self.send(page, 'Ask the critic about "Fresh bread every morning"')
         block = page.locator(".consult")
         expect(block.locator(".consult__summary")).to_have_text("Asked Critic")
-        expect(block.locator(".msg--assistant .msg__author")).to_have_text("Critic")
+        expect(block.locator(".msg--assistant .msg__name")).to_have_text("Critic")
         expect(block).to_contain_text("Critic (offline model)")
         writer_reply = page.locator("#messages > .msg--assistant").last
         expect(writer_reply).to_contain_text("Writer (offline model): Done: ask_critic")
@@ -199,7 +199,7 @@ class FaultsInTheBrowser(BrowserTestCase):
         page.route_web_socket(re.compile(r".*/ws/threads/.*"), route)
         self.start_chat(page)
         self.send(page, "hello after a drop")
-        expect(page.locator(".msg--user")).to_have_text("hello after a drop")
+        expect(page.locator(".msg--user .msg__body")).to_have_text("hello after a drop")
         expect(page.locator("#composer-text")).to_have_value("")
         expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
         self.assertEqual(len(dropped), 1)
@@ -298,7 +298,7 @@ class RetryAndEditInTheBrowser(BrowserTestCase):
         box.fill("hello there")
         box.press("Enter")
         expect(page.locator(".msg--user")).to_have_count(1)
-        expect(page.locator(".msg--user")).to_have_text("hello there")
+        expect(page.locator(".msg--user .msg__body")).to_have_text("hello there")
         expect(page.locator("#thread-title")).to_have_text("hello there")  # named after it
         expect(page.locator(".msg--assistant")).to_contain_text("You said: “hello there”")
         expect(box).to_have_value("")
@@ -393,3 +393,210 @@ class FilesInTheBrowser(BrowserTestCase):
         expect(page.locator("#side-panel .files-panel")).to_contain_text("notes.txt")
         refused = "Failed to load resource: the server responded with a status of 422"
         self.assertEqual([e for e in self.console_errors if not e.startswith(refused)], [])
+
+
+# Every element with text of its own, visible: its colour against the backgrounds beneath it
+# (composited), with WCAG's thresholds (4.5:1, 3:1 for large text). Disabled controls and
+# placeholders are exempt, as WCAG says.
+CONTRAST_FAILURES = """() => {
+  const parse = (c) => {
+    const srgb = c.match(/color\\(srgb ([^)]+)\\)/);  // what color-mix() computes to
+    const m = srgb || c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    const scale = srgb ? 255 : 1;
+    return { r: p[0] * scale, g: p[1] * scale, b: p[2] * scale, a: p.length > 3 ? p[3] : 1 };
+  };
+  const over = (top, base) => ({
+    r: top.r * top.a + base.r * (1 - top.a),
+    g: top.g * top.a + base.g * (1 - top.a),
+    b: top.b * top.a + base.b * (1 - top.a),
+  });
+  const lum = ({ r, g, b }) => {
+    const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4));
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+    }
+    let base = { r: 255, g: 255, b: 255 };
+    for (let i = layers.length - 1; i >= 0; i--) base = over(layers[i], base);
+    return base;
+  };
+  const failures = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const text = Array.from(el.childNodes)
+      .filter((n) => n.nodeType === 3).map((n) => n.textContent).join("").trim();
+    if (!text || el.closest(".visually-hidden, [hidden], :disabled, script, style")) continue;
+    const style = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    if (style.visibility === "hidden" || box.width === 0 || box.height === 0) continue;
+    let transparent = false;
+    for (let e = el; e; e = e.parentElement) {
+      if (parseFloat(getComputedStyle(e).opacity) === 0) transparent = true;
+    }
+    if (transparent) continue;
+    const bg = background(el);
+    const fg = over(parse(style.color), bg);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && parseInt(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) {
+      const what = `${el.tagName.toLowerCase()}.${el.className} "${text.slice(0, 30)}"`;
+      failures.push(`${what} ${ratio.toFixed(2)}`);
+    }
+  }
+  return failures;
+}"""
+
+CODE_ANSWER = (
+    "Here is a loop:\n\n```python\nfor n in range(3):\n    print(n)  # counts\n```\n\n"
+    "Run it with `python loop.py`."
+)
+
+
+@override_settings(OFFLINE_MODEL_DELAY=0.01)
+class ChatPageInTheBrowser(BrowserTestCase):
+    def chat_with_code(self, page: Page) -> Thread:
+        """A chat of the demo user's with a handoff and tool steps (real, through the offline
+        model) and an answer holding code, as a model would write it."""
+        self.start_chat(page)
+        self.send(page, "I want to edit the about page")
+        expect(page.locator("#assistant-badge")).to_have_text("Page editor")
+        expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+        thread = Thread.objects.get(title="I want to edit the about page")
+        Message.objects.create(
+            thread=thread,
+            role="assistant",
+            assistant=thread.current_assistant,
+            content=CODE_ANSWER,
+        )
+        page.reload()
+        return thread
+
+    def test_light_and_dark_follow_the_system_with_aa_contrast(self) -> None:
+        self.chat_with_code(self.open_page(color_scheme="light"))
+        thread = Thread.objects.get(title="I want to edit the about page")
+        thread_url = f"{self.live_server_url}/threads/{thread.pk}/"
+        for scheme, body in (("light", "rgb(245, 246, 248)"), ("dark", "rgb(14, 17, 23)")):
+            # Reduced motion: colours are measured as they settle, not halfway through a fade.
+            login = self.open_page(color_scheme=scheme, reduced_motion="reduce")
+            login.goto(f"{self.live_server_url}/login/")
+            self.assertEqual(login.evaluate(CONTRAST_FAILURES), [], f"{scheme}: login page")
+            page = self.open_page(color_scheme=scheme, reduced_motion="reduce")
+            self.log_in(page)
+            self.assertEqual(page.evaluate(CONTRAST_FAILURES), [], f"{scheme}: chat list")
+            page.goto(thread_url)
+            expect(page.locator(".code-block .copy-button")).to_have_count(1)
+            expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+            self.assertEqual(page.evaluate("getComputedStyle(document.body).backgroundColor"), body)
+            self.assertEqual(page.evaluate(CONTRAST_FAILURES), [], f"{scheme}: thread page")
+            page.screenshot(path=str(OUTPUT / f"thread-{scheme}.png"))
+        self.assertEqual(self.console_errors, [])
+
+    def test_code_is_highlighted_and_copied_and_times_show_on_hover(self) -> None:
+        page = self.open_page(permissions=["clipboard-read", "clipboard-write"])
+        self.chat_with_code(page)
+        answer = page.locator(".msg--assistant").last
+        expect(answer.locator("pre span.k")).to_have_text("for")  # Pygments, on the server
+        expect(answer.locator("pre span.c1")).to_have_text("# counts")
+        answer.locator(".code-block .copy-button").click()
+        expect(answer.locator(".code-block .copy-button")).to_have_text("Copied")
+        clipboard = page.evaluate("navigator.clipboard.readText()")
+        self.assertEqual(clipboard.strip(), "for n in range(3):\n    print(n)  # counts")
+        answer.locator(".msg__actions .copy-button").click()
+        clipboard = page.evaluate("navigator.clipboard.readText()")
+        self.assertTrue(clipboard.startswith("Here is a loop:"), clipboard)
+        self.assertIn("Run it with python loop.py.", clipboard)
+        time = answer.locator(".msg__time")
+        page.mouse.move(0, 0)
+        page.locator("#composer-text").focus()  # not the copy button, inside the answer
+        expect(time).to_have_css("opacity", "0")
+        answer.hover()
+        expect(time).to_have_css("opacity", "1")
+        self.assertRegex(time.get_attribute("datetime") or "", r"^\d{4}-\d\d-\d\dT")
+        self.assertEqual(self.console_errors, [])
+
+    def test_the_list_of_chats_searches_switches_and_updates_live(self) -> None:
+        page = self.open_page()
+        self.chat_with_code(page)
+        first = page.url
+        page.get_by_role("link", name="New chat").click()
+        page.get_by_label("Writer").check()
+        page.get_by_role("button", name="Start chat").click()
+        chats = page.get_by_role("navigation", name="Your chats")
+        current = chats.locator('[aria-current="page"]')
+        expect(current).to_contain_text("New chat")
+        self.send(page, "A tagline for a bakery")
+        expect(current).to_contain_text("A tagline for a bakery")  # its title, live
+        expect(chats.locator(".chat-list__group").first).to_have_text("Today")
+        expect(chats.locator(".chat-list__item")).to_have_count(2)
+        chats.get_by_label("Search your chats").fill("about page")
+        expect(chats.locator(".chat-list__item")).to_have_count(1)
+        expect(chats.locator(".chat-list__item")).to_contain_text("Page editor")
+        chats.get_by_label("Search your chats").fill("python loop")  # in what was said
+        expect(chats.locator(".chat-list__item")).to_have_count(1)
+        chats.locator(".chat-list__item").click()
+        self.assertEqual(page.url, first)
+        self.assertEqual(self.console_errors, [])
+
+        phone = self.open_page(width=375, height=780)
+        self.log_in(phone)
+        phone.goto(first)
+        toggle = phone.get_by_role("button", name="Chats")
+        drawer = phone.get_by_role("navigation", name="Your chats")
+        expect(drawer).to_be_hidden()
+        toggle.click()
+        expect(drawer).to_be_visible()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+        expect(phone.get_by_label("Search your chats")).to_be_focused()
+        phone.keyboard.press("Escape")
+        expect(drawer).to_be_hidden()
+        expect(toggle).to_be_focused()
+        self.assertLessEqual(phone.evaluate("document.documentElement.scrollWidth"), 375)
+
+    def test_the_answer_is_announced_once_not_word_by_word(self) -> None:
+        page = self.open_page()
+        self.start_chat(page)
+        expect(page.locator("#messages")).not_to_have_attribute("aria-live", "polite")
+        self.send(page, "hello there")
+        announcer = page.locator("#announcer")
+        expect(announcer).to_contain_text("Welcome: Welcome (offline model): ")
+        expect(announcer).to_have_attribute("aria-live", "polite")
+
+
+@override_settings(OFFLINE_MODEL_DELAY=0.25)  # an answer slow enough to act during it
+class KeyboardAndScrollingInTheBrowser(BrowserTestCase):
+    def test_focus_goes_to_stop_while_answering_and_back_to_the_input(self) -> None:
+        page = self.open_page()
+        self.start_chat(page)
+        self.send(page, "hello there, tell me everything")
+        stop = page.get_by_role("button", name="Stop")
+        expect(stop).to_be_focused()  # Enter or Space stops it
+        page.keyboard.press("Enter")
+        expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+        expect(page.locator("#composer-text")).to_be_focused()
+        self.assertEqual(self.console_errors, [])
+
+    def test_the_view_follows_the_answer_only_from_the_bottom(self) -> None:
+        page = self.open_page(height=500)
+        self.start_chat(page)
+        thread = Thread.objects.get(owner__username="demo")
+        for number in range(15):
+            Message.objects.create(thread=thread, role="user", content=f"Earlier question {number}")
+        page.reload()
+        self.send(page, "hello there, tell me everything you can")
+        jump = page.get_by_role("button", name="Jump to the latest ↓")
+        expect(page.locator(".msg--streaming")).to_be_visible()
+        page.locator("#messages").evaluate("m => { m.scrollTop = 0; }")
+        expect(jump).to_be_visible()  # more text came, and the view stayed
+        self.assertEqual(page.locator("#messages").evaluate("m => m.scrollTop"), 0)
+        jump.click()
+        at_bottom = "m => m.scrollHeight - m.scrollTop - m.clientHeight < 48"
+        self.assertTrue(page.locator("#messages").evaluate(at_bottom))
+        expect(jump).to_be_hidden()
+        page.get_by_role("button", name="Stop").click()

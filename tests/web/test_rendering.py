@@ -85,3 +85,70 @@ def test_live_fragments_are_escaped(thread):
     ]
     for html in rendered:
         assert "<script>" not in html and "<img" not in html, html
+
+
+# --- code in answers -------------------------------------------------------------------------
+
+
+def test_fenced_code_is_highlighted_on_the_server_and_stays_inert():
+    html = markdown('```python\nprint("<script>alert(1)</script>")  # hi\n```')
+    assert '<span class="nb">print</span>' in html  # Pygments' token classes
+    assert '<span class="c1"># hi</span>' in html
+    assert "<script" not in html and "&lt;script&gt;" in html
+
+
+def test_code_in_an_unknown_language_or_none_is_plain_escaped_text():
+    for fence in ("```no-such-language", "```"):
+        html = markdown(f"{fence}\nx = '<b>'\n```")
+        assert "<span" not in html and "x = '&lt;b&gt;'" in html
+
+
+def test_only_pygments_classes_survive_the_sanitiser():
+    import nh3
+
+    from chatapp.web.highlight import TOKEN_CLASSES
+    from chatapp.web.markdown import ALLOWED_TAGS
+
+    dirty = '<span class="k evil-class" style="color:red">x</span>'
+    clean = nh3.clean(dirty, tags=ALLOWED_TAGS, allowed_classes={"span": set(TOKEN_CLASSES)})
+    assert clean == '<span class="k">x</span>'
+    # And in Markdown, raw HTML is text: no class reaches the page at all.
+    assert "<span" not in markdown('<span class="k">x</span>')
+
+
+def test_the_code_colours_stylesheet_is_current():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from chatapp.web.highlight import code_css
+
+    committed = Path(settings.BASE_DIR, "static", "chatapp", "code.css").read_text()
+    assert committed == code_css()  # else: write code_css() to static/chatapp/code.css
+
+
+# --- times and what screen readers hear ------------------------------------------------------
+
+
+def test_messages_show_when_they_were_sent_and_the_list_is_not_a_live_region(client, thread):
+    services.send_message(thread, "hello")
+    message = Message.objects.get(thread=thread)
+    client.force_login(thread.owner)
+    html = client.get(f"/threads/{thread.pk}/").content.decode()
+    stamp = message.created_at.strftime("%Y-%m-%dT%H:%M:%S")
+    assert f'<time class="msg__time" datetime="{stamp}' in html
+    assert '<span class="visually-hidden">sent </span>' in html
+    assert 'id="messages" class="messages" ' in html
+    assert 'aria-live="polite" aria-atomic="true"' in html  # the announcer
+    messages_tag = html[html.index('<div id="messages"') :].split(">", 1)[0]
+    assert "aria-live" not in messages_tag  # streamed words are not read one by one
+
+
+def test_a_finished_answer_and_a_handoff_are_announced_once():
+    done = events.MessageCompleted("r", 7, "All **done**. " + "word " * 200, "complete", "Helper")
+    html = fragments.event_fragments(done)
+    assert '<div id="announcer" hx-swap-oob="innerHTML">Helper: All **done**.' in html
+    said = html[html.index('id="announcer"') :].split(">", 1)[1].split("</div>")[0]
+    assert len(said) <= fragments.ANNOUNCED_CHARS and said.endswith("…")
+    delta = events.TextDelta("r", 7, 0, "streamed words")
+    assert "announcer" not in fragments.event_fragments(delta)
