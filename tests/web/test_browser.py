@@ -133,6 +133,7 @@ class SiteEditorInTheBrowser(BrowserTestCase):
         expect(page.locator(".tool-step").last).to_contain_text("set_title")
         expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
         expect(page.locator("#composer-text")).to_be_enabled()
+        expect(page.locator("#composer-text")).to_be_focused()  # ready for the next message
         self.assertEqual(SitePage.objects.get(slug="about").title, "Who we are")
         page.screenshot(path=str(OUTPUT / "thread.png"), full_page=True)
 
@@ -202,6 +203,7 @@ class FaultsInTheBrowser(BrowserTestCase):
         expect(page.locator(".msg--user .msg__body")).to_have_text("hello after a drop")
         expect(page.locator("#composer-text")).to_have_value("")
         expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+        expect(page.locator("#composer-text")).to_be_focused()  # back after the reconnect
         self.assertEqual(len(dropped), 1)
         self.assertEqual(
             list(Message.objects.filter(role="user").values_list("content", flat=True)),
