@@ -325,6 +325,17 @@
     });
   });
 
+  // Times are written in the server's zone; shown in the reader's (the datetime stays exact).
+  htmx.onLoad(function (root) {
+    var times = root.querySelectorAll ? root.querySelectorAll("time.msg__time[datetime]") : [];
+    Array.prototype.forEach.call(times, function (time) {
+      var when = new Date(time.getAttribute("datetime"));
+      if (isNaN(when.getTime()) || !time.lastChild) return;
+      time.lastChild.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      time.title = when.toLocaleString();
+    });
+  });
+
   function copied(button, text) {
     var label = button.textContent;
     button.textContent = text;

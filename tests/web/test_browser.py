@@ -8,6 +8,7 @@ import io
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -455,6 +456,8 @@ CONTRAST_FAILURES = """() => {
   return failures;
 }"""
 
+TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
 CODE_ANSWER = (
     "Here is a loop:\n\n```python\nfor n in range(3):\n    print(n)  # counts\n```\n\n"
     "Run it with `python loop.py`."
@@ -495,6 +498,9 @@ class ChatPageInTheBrowser(BrowserTestCase):
             page.goto(thread_url)
             expect(page.locator(".code-block .copy-button")).to_have_count(1)
             expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+            # Connected (the input unlocked), and two frames later: colours have settled.
+            expect(page.locator("#composer-text")).to_be_enabled()
+            page.evaluate(TWO_FRAMES)
             self.assertEqual(page.evaluate("getComputedStyle(document.body).backgroundColor"), body)
             self.assertEqual(page.evaluate(CONTRAST_FAILURES), [], f"{scheme}: thread page")
             page.screenshot(path=str(OUTPUT / f"thread-{scheme}.png"))
@@ -560,6 +566,16 @@ class ChatPageInTheBrowser(BrowserTestCase):
         expect(drawer).to_be_hidden()
         expect(toggle).to_be_focused()
         self.assertLessEqual(phone.evaluate("document.documentElement.scrollWidth"), 375)
+
+    def test_times_are_shown_in_the_readers_time_zone(self) -> None:
+        page = self.open_page(timezone_id="Asia/Kolkata", locale="en-GB")  # UTC+05:30
+        self.start_chat(page)
+        self.send(page, "hello there")
+        expect(page.locator("#run-status")).to_have_attribute("data-running", "false")
+        page.reload()
+        message = Message.objects.get(role="user")
+        local = message.created_at + timedelta(hours=5, minutes=30)
+        expect(page.locator(".msg--user .msg__time")).to_have_text(f"sent {local:%H:%M}")
 
     def test_the_answer_is_announced_once_not_word_by_word(self) -> None:
         page = self.open_page()
