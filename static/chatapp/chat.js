@@ -325,13 +325,20 @@
     });
   });
 
-  // Times are written in the server's zone; shown in the reader's (the datetime stays exact).
+  // Times are written in the server's zone; shown in the reader's (the datetime stays
+  // exact). A time of day stays a time of day ("19:04"), a date a date ("1 Dec").
   htmx.onLoad(function (root) {
-    var times = root.querySelectorAll ? root.querySelectorAll("time.msg__time[datetime]") : [];
+    var times = root.querySelectorAll
+      ? root.querySelectorAll("time.msg__time[datetime], .chat-list__meta time[datetime]")
+      : [];
     Array.prototype.forEach.call(times, function (time) {
       var when = new Date(time.getAttribute("datetime"));
-      if (isNaN(when.getTime()) || !time.lastChild) return;
-      time.lastChild.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      var shown = time.lastChild;
+      if (isNaN(when.getTime()) || !shown) return;
+      shown.textContent =
+        shown.textContent.indexOf(":") !== -1
+          ? when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+          : when.toLocaleDateString([], { day: "numeric", month: "short" });
       time.title = when.toLocaleString();
     });
   });

@@ -576,6 +576,9 @@ class ChatPageInTheBrowser(BrowserTestCase):
         message = Message.objects.get(role="user")
         local = message.created_at + timedelta(hours=5, minutes=30)
         expect(page.locator(".msg--user .msg__time")).to_have_text(f"sent {local:%H:%M}")
+        # In the list of chats too (today's chat: a time of day).
+        updated = Thread.objects.get().updated_at + timedelta(hours=5, minutes=30)
+        expect(page.locator(".chat-list__meta time").first).to_have_text(f"{updated:%H:%M}")
 
     def test_the_answer_is_announced_once_not_word_by_word(self) -> None:
         page = self.open_page()

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import redis
@@ -21,7 +23,7 @@ from chatapp import services
 from tests.factories import assistant
 from tests.processes import ROOT, environment
 from tests.web.test_consumer import session_cookie
-from tests.web.test_lifecycle import free_port, streamed, wait_for_port
+from tests.web.test_lifecycle import streamed, wait_for_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,11 +40,18 @@ def redis_url() -> str:
 
 
 def two_free_ports() -> int:
+    """A port and the next one, both free, below the ephemeral range: a port the kernel
+    hands out for outgoing connections (to PostgreSQL, Redis) may be taken at any moment."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     while True:
-        port = free_port()
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port + 1)) != 0:
-                return port
+        port = random.randrange(20_000, low - 2)
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
 
 
 def serve(port: int) -> subprocess.Popen[str]:
@@ -168,3 +177,17 @@ async def test_a_pause_outlives_a_restart_and_any_process_resumes_it(site_editor
     assert run.status == Run.Status.COMPLETED
     about = await Page.objects.aget(slug="about")
     assert about.settings["published"] is False
+
+
+async def test_serve_fails_when_one_of_its_processes_cannot_listen():
+    port = two_free_ports()
+    with socket.socket() as taken:  # the second process's port is someone else's
+        taken.bind(("127.0.0.1", port + 1))
+        taken.listen()
+        server = await asyncio.to_thread(serve, port)
+        try:
+            _, errors = await asyncio.to_thread(server.communicate, timeout=60)
+        finally:
+            server.kill()
+    assert server.returncode == 1  # not 0: a supervisor must see it failed
+    assert "A server process ended by itself; all were stopped." in errors

@@ -50,19 +50,22 @@ class Command(BaseCommand):
             f"Serving on {', '.join(f'http://{host}:{each}/' for each in ports)} "
             f"({'one process' if count == 1 else f'{count} processes'}). Ctrl-C stops."
         )
-        stopping: list[int] = []
+        stopping: list[int] = []  # the signals that asked us to stop
 
-        def stop(signum: int, frame: object) -> None:
-            stopping.append(signum)
+        def stop_all() -> None:
             for server in servers:
                 if server.poll() is None:
                     server.send_signal(signal.SIGTERM)
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        def asked_to_stop(signum: int, frame: object) -> None:
+            stopping.append(signum)
+            stop_all()
+
+        signal.signal(signal.SIGTERM, asked_to_stop)
+        signal.signal(signal.SIGINT, asked_to_stop)
         while not stopping and all(server.poll() is None for server in servers):
             time.sleep(0.2)
-        stop(signal.SIGTERM, None)  # one process ended: the others go too
+        stop_all()  # one process ended by itself (it could not listen, say): the others go too
         for server in servers:
             server.wait()
         if not stopping:
