@@ -72,7 +72,7 @@ def allowed_types() -> str:
     return ", ".join(sorted(settings.CHATAPP_FILE_TYPES))
 
 
-def check_upload(thread: Thread, name: Any, size: int) -> str:
+def check_upload(name: Any, size: int) -> str:
     """The file's clean name, or FileRejected saying why it cannot be attached."""
     name = clean_name(name)
     extension = PurePath(name).suffix.lower().lstrip(".")
@@ -104,7 +104,7 @@ def unique_name(thread_id: Any, name: str) -> str:
 def attach(thread: Thread, content: File, name: Any) -> Attachment:
     """Store a user's upload as a file of `thread`, waiting for their next message."""
     size = content.size or 0
-    name = check_upload(thread, name, size)
+    name = check_upload(name, size)
     return store(thread, content, name, Attachment.Source.USER, size=size)
 
 

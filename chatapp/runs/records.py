@@ -107,7 +107,6 @@ class ToolStepRecord(Record):
     child_thread: str = ""
     child_run: str = ""
     resumed: bool = False
-    files: list[str] = field(default_factory=list)  # names of the files it attached
 
     def answered(self, output: str, is_error: bool, metadata: dict[str, Any]) -> Self:
         return dataclasses.replace(self, output=output, is_error=is_error, metadata=metadata)

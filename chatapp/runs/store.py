@@ -196,7 +196,6 @@ def record_tool_result(
             made = files.store_outputs(run.thread_id, message, outcome.files)
             message.content += f"\n\nFiles shown to the user: {files.described(made)}"
             message.save(update_fields=["content"])
-            called = dataclasses.replace(called, files=[a.name for a in made])
         if metadata_updates and not outcome.is_error:
             merge_metadata(run.thread_id, metadata_updates)
         finish_step(step, called.answered(outcome.output, outcome.is_error, metadata_updates))

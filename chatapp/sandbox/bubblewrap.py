@@ -197,16 +197,13 @@ def command(
 
 
 def memfd(name: str, data: bytes) -> int:
+    """An in-memory file holding `data`, read from its start: what bwrap's --file copies."""
     fd = os.memfd_create(name, 0)
-    os.write(fd, data) if len(data) < 2**16 else _write_all(fd, data)
+    view = memoryview(data)
+    while view:  # os.write may write less than it is given
+        view = view[os.write(fd, view) :]
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def usable_name(name: str) -> bool:

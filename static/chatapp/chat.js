@@ -198,6 +198,10 @@
     var frame = typeof event.detail.message === "string" ? event.detail.message : "";
     syncComposer();
     settlePending(frame);
+    // A new title or another assistant: the list of chats shows it too.
+    if (frame.indexOf('id="thread-title"') !== -1 || frame.indexOf('id="assistant-badge"') !== -1) {
+      htmx.trigger(document.body, "chats-changed");
+    }
     if (resendAfterConnect) {
       // The first frame after a reconnect shows the thread as stored: a message sent just
       // before the socket dropped is there, or it is sent again now.
@@ -293,13 +297,6 @@
     if (event.key === "Escape" && toggle && toggle.getAttribute("aria-expanded") === "true") {
       setChatList(false);
       toggle.focus();
-    }
-  });
-
-  document.addEventListener("htmx:wsAfterMessage", function (event) {
-    var frame = typeof event.detail.message === "string" ? event.detail.message : "";
-    if (frame.indexOf('id="thread-title"') !== -1 || frame.indexOf('id="assistant-badge"') !== -1) {
-      htmx.trigger(document.body, "chats-changed");
     }
   });
 
