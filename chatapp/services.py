@@ -104,11 +104,23 @@ def post(
         not isinstance(client_id, str) or not 0 < len(client_id) <= 64 or not storable(client_id)
     ):
         raise MessageRejected("client_id must be a string of 1 to 64 characters.")
-    if client_id:
-        existing = thread.messages.filter(client_id=client_id).select_related("run").first()
-        if existing is not None:
+    try:
+        return store_post(thread, text, client_id, edit, attachments)
+    except (ThreadBusy, MessageRejected, files.FileRejected) as refused:
+        # Checked only when refused, not before every message: a page that sends again what
+        # it sent already (it reconnected, say) gets the first message and its run back.
+        if client_id and (existing := first_with(thread, client_id)) is not None:
             return existing, existing.run
-    expire_stale_runs(thread)
+        # Expired only then, too: a run whose process died must not hold the thread (or
+        # count against the user's limit) for ever.
+        if isinstance(refused, ThreadBusy | LimitReached) and expire_stale_runs(thread):
+            return store_post(thread, text, client_id, edit, attachments)
+        raise
+
+
+def store_post(
+    thread: Thread, text: str, client_id: str | None, edit: bool, attachments: Sequence[Any]
+) -> tuple[Message, Run]:
     try:
         with transaction.atomic():
             current = locked(thread, "current_assistant_id", "title")
@@ -130,11 +142,13 @@ def post(
             Thread.objects.filter(pk=thread.pk).update(**changes)
             for name, value in changes.items():
                 setattr(thread, name, value)
-    except IntegrityError:
-        if client_id and (existing := thread.messages.filter(client_id=client_id).first()):
-            return existing, existing.run  # the same message, sent twice at the same moment
+    except IntegrityError:  # another active run (or this client id, sent twice at once)
         raise ThreadBusy(BUSY) from None
     return message, run
+
+
+def first_with(thread: Thread, client_id: str) -> Message | None:
+    return thread.messages.filter(client_id=client_id).select_related("run").first()
 
 
 BUSY = "An answer is still being written; wait for it or press Stop."
@@ -189,8 +203,9 @@ def replace_from(thread: Thread, first_id: int) -> None:
 
 
 def queue_run(thread: Thread, assistant_id: Any) -> Run:
+    version = versions.latest_key(assistant_id)
     return Run.objects.create(
-        thread=thread, assistant_id=assistant_id, assistant_version=versions.latest(assistant_id)
+        thread=thread, assistant_id=assistant_id, assistant_version_id=version and version[0]
     )
 
 

@@ -49,6 +49,16 @@ def latest(assistant_id: Any) -> AssistantVersion | None:
     return AssistantVersion.objects.filter(assistant_id=assistant_id).order_by("-number").first()
 
 
+def latest_key(assistant_id: Any) -> tuple[int, int] | None:
+    """The latest version's (pk, number), without its snapshot: what a run records of it."""
+    return (
+        AssistantVersion.objects.filter(assistant_id=assistant_id)
+        .order_by("-number")
+        .values_list("pk", "number")
+        .first()
+    )
+
+
 def record(assistant_id: Any) -> AssistantVersion | None:
     """A new version if the assistant differs from its latest one; None otherwise."""
     with transaction.atomic():

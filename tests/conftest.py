@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,6 +113,31 @@ def script() -> Iterator[Any]:
     yield install
     for name in installed:
         registry.unregister(name)
+
+
+@pytest.fixture
+def every_query(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every statement run while the test runs, from any thread: a run does its
+    database work on a pool of threads, which CaptureQueriesContext (one connection) misses."""
+    from django.db.backends.utils import CursorWrapper
+
+    seen: list[str] = []
+    lock = threading.Lock()
+    real, real_many = CursorWrapper._execute, CursorWrapper._executemany
+
+    def execute(self: Any, sql: str, *rest: Any) -> Any:
+        with lock:
+            seen.append(sql)
+        return real(self, sql, *rest)
+
+    def executemany(self: Any, sql: str, *rest: Any) -> Any:
+        with lock:
+            seen.append(sql)
+        return real_many(self, sql, *rest)
+
+    monkeypatch.setattr(CursorWrapper, "_execute", execute)
+    monkeypatch.setattr(CursorWrapper, "_executemany", executemany)
+    return seen
 
 
 @pytest.fixture

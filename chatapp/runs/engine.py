@@ -73,6 +73,7 @@ async def execute(
         start.question_id,
         start.question,
         start.client_id,
+        start.turn.thread.title,
     )
     status, error, detail = Run.Status.COMPLETED, "", ""
     # The heartbeat says "alive" even while a model thinks for a long time before its first
@@ -155,6 +156,7 @@ class RunLoop:
         self.step_index = 0
         self.message: Message | None = None  # the assistant message being streamed
         self.text = ""
+        self.answered = False  # the message streamed whole, with no calls: the run's answer
         self.next_turn: turns.Turn | None = None  # loaded ahead, with the run's start
         self.resume: turns.Resume | None = None  # the paused turn's calls, now decided
         self.last_message_id = 0  # the latest assistant message, whose calls may pause
@@ -238,6 +240,9 @@ class RunLoop:
                     self.usage["completion_tokens"] += chunk.completion_tokens
                 elif isinstance(chunk, Finished):
                     finished = chunk
+        if not calls and not finished.cut:  # the answer: saved with the run's end, together
+            self.answered = True
+            return
         completed = await self.close_message(complete=not finished.cut, calls=calls)
         if completed is not None:
             yield completed
@@ -282,19 +287,29 @@ class RunLoop:
         return MessageCompleted(self.run_id, message.pk, self.text, status, name)
 
     async def end(self, status: str, error: str, detail: str = "") -> MessageCompleted | None:
-        """Write the end of the run — its unfinished message, as far as it got, and its
-        status — in one call, so that a cancellation arriving meanwhile cannot split them."""
+        """Write the end of the run — its last message (the answer, or as far as it got) and
+        its status — in one call, so that a cancellation arriving meanwhile cannot split
+        them."""
         await self.partial_text_saved()
         message, self.message = self.message, None
         index = self.next_index() if message is not None else 0
         await db(store.end_run)(
-            self.run, status, error, dict(self.usage), detail, message, self.text, index
+            self.run,
+            status,
+            error,
+            dict(self.usage),
+            detail,
+            message,
+            self.text,
+            index,
+            complete=self.answered,
         )
         cancellation.forget(self.run_id)
         if message is None:
             return None
         name = message.assistant.name if message.assistant else ""
-        return MessageCompleted(self.run_id, message.pk, self.text, "incomplete", name)
+        state = "complete" if self.answered else "incomplete"
+        return MessageCompleted(self.run_id, message.pk, self.text, state, name)
 
     async def pause(self, paused: Paused) -> list[ApprovalRequested] | None:
         """Record the calls put to the user and pause the run; None if a Stop came first."""

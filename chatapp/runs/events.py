@@ -18,6 +18,7 @@ class RunStarted:
     question_id: int = 0  # the user's message the run answers, for pages that show it
     question: str = ""
     client_id: str = ""  # the id the page gave that message: the page knows it arrived
+    title: str = ""  # the thread's, as the run began (the first message names the thread)
     type: Literal["run.started"] = "run.started"
 
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from assistants_registry.tools import ToolOutcome
@@ -50,19 +48,17 @@ class Start:
 
 def begin(run_id: str, watch: tuple[str, ...] = ()) -> Start:
     now = timezone.now()
-    started = Run.objects.filter(
-        pk=run_id, status=Run.Status.QUEUED, cancel_requested=False
-    ).update(
-        status=Run.Status.IN_PROGRESS,
-        heartbeat_at=now,
-        started_at=Coalesce("started_at", Value(now)),  # a resumed run began before
+    startable = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED, cancel_requested=False)
+    fresh = startable.filter(started_at__isnull=True).update(
+        status=Run.Status.IN_PROGRESS, heartbeat_at=now, started_at=now
     )
-    if not started:
+    # Not fresh: a run going on after its paused calls were decided (it began before).
+    if not fresh and not startable.update(status=Run.Status.IN_PROGRESS, heartbeat_at=now):
         raise RunNotStartable(run_id)
     turn = turns.load_turn(run_id, watch)
-    if (resume := turns.paused_turn(turn.run)) is not None:
+    if not fresh and (resume := turns.paused_turn(turn.run)) is not None:
         return Start(turn.run, 0, "", "", turn, resume)
-    return Start(turn.run, *turns.question_of(run_id), turn)
+    return Start(turn.run, *turns.question_of(turn.run, turn.history), turn)
 
 
 def start_message(run: Run, assistant: Assistant) -> Message:
@@ -99,27 +95,40 @@ def finish_message(
     usage: dict[str, int],
 ) -> None:
     with transaction.atomic():
-        message.content = content
-        message.tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
-        message.status = Message.Status.COMPLETE if complete else Message.Status.INCOMPLETE
-        message.save(update_fields=["content", "tool_calls", "status"])
-        # which version of the assistant spoke: a run may pass through several
-        version = versions.latest(message.assistant_id)
-        record = MessageStepRecord(
-            message_id=message.pk,
-            tool_calls=len(calls),
-            usage=usage,
-            version=version.number if version else None,
-        )
-        RunStep.objects.create(
-            run=run,
-            index=step_index,
-            kind=RunStep.Kind.MESSAGE,
-            started_at=message.created_at,
-            assistant_id=message.assistant_id,
-            data=record.to_data(),
-            finished_at=timezone.now(),
-        )
+        write_message_step(run, message, content, calls, complete, step_index, usage)
+
+
+def write_message_step(
+    run: Run,
+    message: Message,
+    content: str,
+    calls: list[ToolCall],
+    complete: bool,
+    step_index: int,
+    usage: dict[str, int],
+) -> None:
+    """The message's final text and calls, and its step (inside the caller's transaction)."""
+    message.content = content
+    message.tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+    message.status = Message.Status.COMPLETE if complete else Message.Status.INCOMPLETE
+    message.save(update_fields=["content", "tool_calls", "status"])
+    # which version of the assistant spoke: a run may pass through several
+    version = versions.latest_key(message.assistant_id)
+    record = MessageStepRecord(
+        message_id=message.pk,
+        tool_calls=len(calls),
+        usage=usage,
+        version=version[1] if version else None,
+    )
+    RunStep.objects.create(
+        run=run,
+        index=step_index,
+        kind=RunStep.Kind.MESSAGE,
+        started_at=message.created_at,
+        assistant_id=message.assistant_id,
+        data=record.to_data(),
+        finished_at=timezone.now(),
+    )
 
 
 def pause_for_approval(
@@ -324,16 +333,17 @@ def end_run(
     error: str,
     usage: dict[str, int],
     detail: str,
-    unfinished: Message | None,
+    last: Message | None,
     text: str,
     step_index: int,
+    *,
+    complete: bool = False,
 ) -> None:
-    """The run's status, and the message it was writing (kept as far as it got): together."""
+    """The run's status, and the message it was writing — its answer, `complete`, or kept
+    as far as it got: together."""
     with transaction.atomic():
-        if unfinished is not None:
-            finish_message(
-                run, unfinished, text, [], complete=False, step_index=step_index, usage=usage
-            )
+        if last is not None:
+            write_message_step(run, last, text, [], complete, step_index, usage)
         now = timezone.now()
         Run.objects.filter(pk=run.pk).update(
             status=status,

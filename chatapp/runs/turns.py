@@ -6,13 +6,15 @@ Reads only: the run's writes are in store.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef, Prefetch, Subquery
 
 from assistants_registry.tools import Permissions
 from chatapp.models import (
     Assistant,
     AssistantVersion,
+    Attachment,
     ConsultRule,
     HandoffRule,
     Message,
@@ -73,32 +75,47 @@ def paused_turn(run: Run) -> Resume | None:
     return Resume(calls, decisions, last_index, dict(run.usage or {}))
 
 
-def question_of(run_id: str) -> tuple[int, str, str]:
-    """The user's message a run answers (id, text, client id), or (0, "", "")."""
-    found = (
-        Message.objects.filter(run_id=run_id, role=Message.Role.USER)
-        .values_list("pk", "content", "client_id")
-        .first()
-    )
-    return (found[0], found[1], found[2] or "") if found else (0, "", "")
+def question_of(run: Run, history: list[Message]) -> tuple[int, str, str]:
+    """The user's message a run answers (id, text, client id), or (0, "", ""): it is in the
+    history just loaded."""
+    for message in reversed(history):
+        if message.role == Message.Role.USER and message.run_id == run.pk:
+            return message.pk, message.content, message.client_id or ""
+    return 0, "", ""
 
 
 def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
-    """`watch`: the consulting runs above this one, whose Stop stops this one too."""
-    run = Run.objects.select_related("assistant", "thread__owner", "thread__current_assistant").get(
-        pk=run_id
+    """`watch`: the consulting runs above this one, whose Stop stops this one too.
+
+    Three queries for most turns: the run with its thread, assistant, owner, the newest
+    version (the rules' cache key) and whether the thread holds files sent by the user; the
+    history; the rules when they changed. Files and permissions cost a query each only where
+    they exist: a thread with files, an assistant with tools."""
+    run = (
+        Run.objects.select_related("assistant", "thread__owner", "thread__current_assistant")
+        .annotate(
+            newest_version=Subquery(AssistantVersion.objects.order_by("-pk").values("pk")[:1]),
+            sent_files=Exists(
+                Attachment.objects.filter(thread_id=OuterRef("thread_id"), message__isnull=False)
+            ),
+        )
+        .get(pk=run_id)
     )
     thread = run.thread
     assistant = thread.current_assistant
-    rules, consults = rules_of(assistant)
+    rules, consults = rules_of(assistant, run.newest_version)
+    # The files a user's message came with; none() when the thread has none: no query.
+    sent = Attachment.objects.all() if run.sent_files else Attachment.objects.none()
     history = list(
         thread.messages.exclude(status=Message.Status.REPLACED)
         .select_related("assistant")
-        .prefetch_related("attachments")  # the files a user's message came with
+        .prefetch_related(Prefetch("attachments", queryset=sent))
         .order_by("id")
     )
     stop = run.cancel_requested or bool(watch and stop_requested(watch))
-    return Turn(run, thread, assistant, rules, consults, history, stop, permissions_of(run))
+    # Only an ordinary tool can need a permission (a handoff or a consultation cannot).
+    permissions = permissions_of(run) if assistant.tools else Permissions()
+    return Turn(run, thread, assistant, rules, consults, history, stop, permissions)
 
 
 def permissions_of(run: Run) -> Permissions:
@@ -113,13 +130,19 @@ def permissions_of(run: Run) -> Permissions:
 # Assistants and rules change rarely, and every change records a version (versions.py) — of
 # the assistant whose rules changed, or of the assistant at their other end — so rules are
 # read again only when a newer version exists anywhere: a change is seen in every process.
-_rules: dict[tuple[int, int | None], tuple[list[HandoffRule], list[ConsultRule]]] = {}
+_rules: dict[tuple[int, Any], tuple[list[HandoffRule], list[ConsultRule]]] = {}
 
 
-def rules_of(assistant: Assistant) -> tuple[list[HandoffRule], list[ConsultRule]]:
-    """The assistant's enabled handoff and consult rules, in order: what it may do."""
-    version = AssistantVersion.objects.order_by("-pk").values_list("pk", flat=True).first()
-    key = (assistant.pk, version)
+def rules_of(
+    assistant: Assistant, newest_version: int | Literal["ask"] | None = "ask"
+) -> tuple[list[HandoffRule], list[ConsultRule]]:
+    """The assistant's enabled handoff and consult rules, in order: what it may do.
+    `newest_version`: the newest AssistantVersion's pk, when the caller read it already."""
+    if newest_version == "ask":
+        newest_version = (
+            AssistantVersion.objects.order_by("-pk").values_list("pk", flat=True).first()
+        )
+    key = (assistant.pk, newest_version)
     if key not in _rules:
         if len(_rules) > 10_000:  # old versions are never asked for again
             _rules.clear()

@@ -92,6 +92,7 @@ class Broadcaster:
         self.texts: dict[int, str] = {}  # message id -> everything streamed so far
         self.sent: dict[int, int] = {}  # message id -> characters already sent
         self.channel = ""  # for requests from other processes (a resync)
+        self.thread: Thread | None = None  # read when a fragment first needs it
 
     async def run(self) -> None:
         self.hub.serve_resyncs(self.thread_id, self.resend)
@@ -102,9 +103,6 @@ class Broadcaster:
             listener = asyncio.create_task(self.answer_requests())
         run_events = execute(self.run_id)
         try:
-            thread = await Thread.objects.select_related("current_assistant").aget(
-                pk=self.thread_id
-            )
             async for event in run_events:
                 if isinstance(delta := innermost(event), events.TextDelta):
                     # Message ids are unique across threads: a consulted specialist's text
@@ -120,7 +118,7 @@ class Broadcaster:
                 await self.flush()
                 if isinstance(event, events.RunStarted) and self.question_shown:
                     event = dataclasses.replace(event, question_id=0, question="")
-                await self.send_html(event, thread)
+                await self.send_html(event)
         except asyncio.CancelledError:  # the server is shutting down: the run has saved itself
             await run_events.aclose()
             await self.flush()
@@ -138,20 +136,27 @@ class Broadcaster:
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
 
-    async def send_html(self, event: events.RunEvent, thread: Thread) -> None:
+    async def send_html(self, event: events.RunEvent) -> None:
         """One event's fragment. A page that misses one is put right on its next connect;
         the run itself must go on, so a rendering error is logged, not raised."""
         try:
             if fragments.needs_database(event):
-                html = await db(fragments.event_fragments)(event, thread)
+                html = await db(self.render_with_thread)(event)
             else:  # no queue to wait in: the text that follows needs this fragment first
-                html = fragments.event_fragments(event, thread)
+                html = fragments.event_fragments(event)
         except Exception:
             logger.exception("Rendering %s of run %s failed", event.type, self.run_id)
             return
         if html:
             message = {"type": "chat.html", "html": html}
             await self.hub.publish(self.thread_id, message)
+
+    def render_with_thread(self, event: events.RunEvent) -> str:
+        """A fragment that shows the thread's side panels: the thread is read when the first
+        such event comes (most runs have none), and kept (each such fragment refreshes it)."""
+        if self.thread is None:
+            self.thread = Thread.objects.select_related("current_assistant").get(pk=self.thread_id)
+        return fragments.event_fragments(event, self.thread)
 
     async def flush(self) -> None:
         for message_id, text in list(self.texts.items()):

@@ -69,7 +69,8 @@ def event_fragments(
                 created_at=timezone.now(),
             )
             shown = append(Item("user", asked), into) if question_id else ""
-            title = oob("title", thread=thread) if thread else ""  # the first message names it
+            # The first message names the thread: a stand-in with the event's title, no query.
+            title = oob("title", thread=Thread(title=event.title)) if event.title else ""
             return shown + title + oob("run_status", running=True)
         case events.MessageStarted(message_id=message_id, assistant_name=name):
             message = spoken(message_id, "", Message.Status.INCOMPLETE, name)

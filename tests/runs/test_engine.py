@@ -7,8 +7,7 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, connection, transaction
-from django.test.utils import CaptureQueriesContext
+from django.db import IntegrityError, transaction
 
 from assistants_registry.tools import ToolContext, ToolError, tool
 from chatapp import runs, services
@@ -189,6 +188,28 @@ def test_a_repeated_client_id_creates_nothing_new(helper):
     assert helper.messages.count() == 1 and helper.runs.count() == 1
 
 
+def test_a_repeated_client_id_gets_its_message_back_even_past_a_limit(helper, settings):
+    """The duplicate is looked for only when a message is refused, so whatever refuses it
+    (the run still answering, the user's limit, its file already sent) must not hide it."""
+    first, run = services.send_message(helper, "hello", client_id="abc")
+    settings.CHATAPP_MAX_MESSAGES_PER_MINUTE = 1
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.COMPLETED)
+    again, same_run = services.send_message(helper, "hello", client_id="abc")
+    assert (again.pk, same_run.pk) == (first.pk, run.pk)
+    with pytest.raises(services.LimitReached):  # a new message is refused, as it should be
+        services.send_message(helper, "hello", client_id="def")
+    assert helper.messages.count() == 1 and helper.runs.count() == 1
+
+
+def test_a_dead_run_does_not_count_against_the_users_limit(helper, script, settings):
+    settings.CHATAPP_MAX_RUNS_PER_USER = 1
+    settings.CHATAPP_RUN_EXPIRY = 0
+    Run.objects.create(thread=helper, assistant=helper.current_assistant, status="in_progress")
+    script(Say("back"))
+    assert say(helper, "hello?").status == Run.Status.COMPLETED
+    assert Run.objects.filter(status="expired").count() == 1
+
+
 @pytest.mark.parametrize("text", ["", "   ", None, 42, "x" * 9000])
 def test_bad_messages_are_rejected_with_a_reason(helper, text):
     with pytest.raises(services.MessageRejected):
@@ -267,18 +288,42 @@ def test_a_dead_run_expires_and_frees_the_thread(helper, script, settings):
     assert Run.objects.filter(status="expired").count() == 1
 
 
-def test_no_database_write_per_token(helper, script, settings):
+def test_no_database_write_per_token(helper, script, settings, every_query):
     """A turn costs the same number of queries for 5 words as for 500."""
     settings.CHATAPP_FLUSH_INTERVAL = 3600
+    script(Say("warm"))
+    say(helper, "fill the rules' cache first")
     counts = []
     for words in (5, 500):
         script(Say(" ".join(f"word{i}" for i in range(words))))
-        with CaptureQueriesContext(connection) as queries:
-            run = say(helper, f"say {words} words")
-        counts.append(len(queries))
+        every_query.clear()
+        run = say(helper, f"say {words} words")
+        counts.append(len(every_query))
         reply = Message.objects.get(run=run, role="assistant")
         assert len(reply.content.split()) == words
-    assert counts[0] == counts[1]
+    assert counts[0] == counts[1] > 10  # the run's own queries, on the database threads too
+
+
+def test_a_plain_answer_costs_a_fixed_budget_of_queries(user, script, settings, every_query):
+    """From the user's message to the saved answer, for an assistant without tools in a
+    thread without files: the message and its run (one transaction), the run's start, the
+    answer's message, the answer and the run's end (one transaction). Under load every answer
+    pays each of these (README, Performance), so a new one must be a decision."""
+    settings.CHATAPP_FLUSH_INTERVAL = 3600
+    thread = services.start_thread(assistant("plain"), user=user)
+    script(Say("warm"), Say("hello"))
+    say(thread, "fill the rules' cache first")
+    every_query.clear()
+    run = say(thread, "hi")
+    assert run.status == Run.Status.COMPLETED
+    sql = [q for q in every_query if q.split()[0] in ("SELECT", "INSERT", "UPDATE", "DELETE")]
+    assert not [q for q in sql if "auth_permission" in q], "no tools: no permission is needed"
+    assert not [q for q in sql if q.startswith('SELECT "chatapp_attachment"')], "no files"
+    # post 9 (the thread and the user locked, two limits, the version, the run, the message,
+    # the title) + start 3 (the run marked, the turn in two reads) + the answer's message 1
+    # + end 4 (its text, the version, its step, the run) + the thread's time 1; say()'s
+    # reading of the run it returns, 2 more. Before this budget: 28.
+    assert len(sql) <= 20, "\n".join(q[:120] for q in sql)
 
 
 async def test_asay_gives_the_run_with_messages_and_steps(helper, script):
