@@ -30,11 +30,13 @@ from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
 from pages import Page, connect, percentile, round_of  # noqa: E402
 
+from chatapp.management.commands.serve import daphne  # noqa: E402  (as `make serve` runs it)
+
 PYTHON = sys.executable
-CHATAPP = "chatapp.asgi:application"
 PG = "postgres://postgres@127.0.0.1:5432/chatapp_bench"
 REDIS = "redis://127.0.0.1:6379/7"
 
@@ -152,7 +154,7 @@ def measure_config(config: str, ladder: list[int], model_url: str, folder: Path)
     deadline = 60.0
     if config == "relay":
         port = free_port()
-        command = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "relay:application"]
+        command = daphne("127.0.0.1", port, "relay:application")
         env["PYTHONPATH"] = str(ROOT / "bench")
         with started(command, port, "the relay", env, core=0) as relay:
             return [
@@ -167,7 +169,7 @@ def measure_config(config: str, ladder: list[int], model_url: str, folder: Path)
         servers_started = [
             stack.enter_context(
                 started(
-                    [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), CHATAPP],
+                    daphne("127.0.0.1", port),
                     port,
                     "chatapp",
                     env,
@@ -219,7 +221,7 @@ def idle_memory(count: int, model_url: str, folder: Path) -> dict:
     env = environment("embedded", model_url, fresh_database("idle", folder))
     pages = seed(env, "prepare", str(count))
     port = free_port()
-    command = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), CHATAPP]
+    command = daphne("127.0.0.1", port)
     with started(command, port, "chatapp", env, core=0) as server:
 
         def page(seeded: dict) -> Page:

@@ -20,6 +20,27 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+# Daphne drops a websocket whose handshake the application has not accepted within 5 s. Pages
+# that connect all at once (after a restart, say) queue for the database past that: they must
+# wait, not be dropped.
+HANDSHAKE_SECONDS = 60
+
+
+def daphne(host: str, port: int, application: str = "chatapp.asgi:application") -> list[str]:
+    """The command of one server process (the load benchmark starts its servers with it)."""
+    return [
+        sys.executable,
+        "-m",
+        "daphne",
+        "--websocket_connect_timeout",
+        str(HANDSHAKE_SECONDS),
+        "-b",
+        host,
+        "-p",
+        str(port),
+        application,
+    ]
+
 
 class Command(BaseCommand):
     help = "Serve chatapp with Daphne, DEBUG off, in one or several processes."
@@ -41,11 +62,7 @@ class Command(BaseCommand):
                 "on another."
             )
         ports = [port + index for index in range(count)]
-        command = [sys.executable, "-m", "daphne", "-b", host]
-        servers = [
-            subprocess.Popen([*command, "-p", str(each), "chatapp.asgi:application"])
-            for each in ports
-        ]
+        servers = [subprocess.Popen(daphne(host, each)) for each in ports]
         self.stdout.write(
             f"Serving on {', '.join(f'http://{host}:{each}/' for each in ports)} "
             f"({'one process' if count == 1 else f'{count} processes'}). Ctrl-C stops."
