@@ -94,41 +94,30 @@ def finish_message(
     step_index: int,
     usage: dict[str, int],
 ) -> None:
-    with transaction.atomic():
-        write_message_step(run, message, content, calls, complete, step_index, usage)
-
-
-def write_message_step(
-    run: Run,
-    message: Message,
-    content: str,
-    calls: list[ToolCall],
-    complete: bool,
-    step_index: int,
-    usage: dict[str, int],
-) -> None:
-    """The message's final text and calls, and its step (inside the caller's transaction)."""
-    message.content = content
-    message.tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
-    message.status = Message.Status.COMPLETE if complete else Message.Status.INCOMPLETE
-    message.save(update_fields=["content", "tool_calls", "status"])
-    # which version of the assistant spoke: a run may pass through several
-    version = versions.latest_key(message.assistant_id)
-    record = MessageStepRecord(
-        message_id=message.pk,
-        tool_calls=len(calls),
-        usage=usage,
-        version=version[1] if version else None,
-    )
-    RunStep.objects.create(
-        run=run,
-        index=step_index,
-        kind=RunStep.Kind.MESSAGE,
-        started_at=message.created_at,
-        assistant_id=message.assistant_id,
-        data=record.to_data(),
-        finished_at=timezone.now(),
-    )
+    """The message's final text and calls, and its step: one transaction, or the caller's
+    (end_run writes the answer with the run's end; no savepoint needed)."""
+    with transaction.atomic(savepoint=False):
+        message.content = content
+        message.tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+        message.status = Message.Status.COMPLETE if complete else Message.Status.INCOMPLETE
+        message.save(update_fields=["content", "tool_calls", "status"])
+        # which version of the assistant spoke: a run may pass through several
+        version = versions.latest_key(message.assistant_id)
+        record = MessageStepRecord(
+            message_id=message.pk,
+            tool_calls=len(calls),
+            usage=usage,
+            version=version[1] if version else None,
+        )
+        RunStep.objects.create(
+            run=run,
+            index=step_index,
+            kind=RunStep.Kind.MESSAGE,
+            started_at=message.created_at,
+            assistant_id=message.assistant_id,
+            data=record.to_data(),
+            finished_at=timezone.now(),
+        )
 
 
 def pause_for_approval(
@@ -343,7 +332,9 @@ def end_run(
     as far as it got: together."""
     with transaction.atomic():
         if last is not None:
-            write_message_step(run, last, text, [], complete, step_index, usage)
+            finish_message(
+                run, last, text, [], complete=complete, step_index=step_index, usage=usage
+            )
         now = timezone.now()
         Run.objects.filter(pk=run.pk).update(
             status=status,
