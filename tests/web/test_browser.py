@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from django.test import override_settings
 from playwright.sync_api import Page, WebSocketRoute, expect, sync_playwright
 
 from assistants_registry.site_editor.models import Page as SitePage
-from chatapp.models import Message, Thread
+from chatapp.models import Message, Run, Thread
 from tests.factories import SITE_EDITOR, grant
 
 pytestmark = pytest.mark.browser
@@ -78,6 +79,17 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         demo = get_user_model().objects.create_user("demo", password="demo-pass-1")
         grant(demo, *SITE_EDITOR)  # as ensure_demo_user does
         OUTPUT.mkdir(parents=True, exist_ok=True)
+
+    def tearDown(self) -> None:
+        """Before the tables are flushed: a test may end on a Stop while the server's process
+        still writes the run's end, and on PostgreSQL flushing meanwhile can deadlock with it
+        (seen in CI). Wait, a bounded while, until no run is being worked on."""
+        deadline = time.monotonic() + 20
+        while Run.objects.filter(status__in=Run.WORKING).exists():
+            if time.monotonic() > deadline:
+                raise AssertionError("A run was still being worked on 20 s after the test.")
+            time.sleep(0.05)
+        super().tearDown()
 
     def open_page(self, width: int = 1280, height: int = 860, **options: object) -> Page:
         context = self.browser.new_context(viewport={"width": width, "height": height}, **options)
