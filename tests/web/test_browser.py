@@ -492,7 +492,11 @@ class ChatPageInTheBrowser(BrowserTestCase):
             assistant=thread.current_assistant,
             content=CODE_ANSWER,
         )
-        page.reload()
+        # The socket's first frame shows the thread again, replacing the conversation: wait
+        # for it, or a click may land on a button it is about to replace (seen in CI).
+        with page.expect_websocket() as opened:
+            page.reload()
+        opened.value.wait_for_event("framereceived")
         return thread
 
     def test_light_and_dark_follow_the_system_with_aa_contrast(self) -> None:
