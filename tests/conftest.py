@@ -123,20 +123,17 @@ def every_query(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     seen: list[str] = []
     lock = threading.Lock()
-    real, real_many = CursorWrapper._execute, CursorWrapper._executemany
 
-    def execute(self: Any, sql: str, *rest: Any) -> Any:
-        with lock:
-            seen.append(sql)
-        return real(self, sql, *rest)
+    def recording(real: Any) -> Any:
+        def execute(self: Any, sql: str, *rest: Any) -> Any:
+            with lock:
+                seen.append(sql)
+            return real(self, sql, *rest)
 
-    def executemany(self: Any, sql: str, *rest: Any) -> Any:
-        with lock:
-            seen.append(sql)
-        return real_many(self, sql, *rest)
+        return execute
 
-    monkeypatch.setattr(CursorWrapper, "_execute", execute)
-    monkeypatch.setattr(CursorWrapper, "_executemany", executemany)
+    for name in ("_execute", "_executemany"):
+        monkeypatch.setattr(CursorWrapper, name, recording(getattr(CursorWrapper, name)))
     return seen
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from assistants_registry.registry import Registry
 from chatapp.models import Assistant, HandoffRule
 from chatapp.runs.context import InstructionsError, assistant_tools, render_template
-from chatapp.runs.turns import rules_of
+from chatapp.runs.turns import newest_version, rules_of
 
 SAMPLE = "sample"
 
@@ -107,7 +107,8 @@ def build_preview(assistant: Assistant, registry: Registry) -> Preview:
         )
     except InstructionsError as exc:
         preview.error = str(exc)
-    rules, consults = rules_of(assistant)  # what the engine loads for a turn
+    # what the engine loads for a turn
+    rules, consults = rules_of(assistant, newest_version().first())
     try:
         tools = assistant_tools(assistant, rules, registry, consults)
     except ValueError as exc:  # a rule's parameters written as code, never validated

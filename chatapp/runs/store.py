@@ -298,10 +298,11 @@ def open_consultation(
                 title=f"{rule.source.name} asks {rule.specialist.name}",
                 metadata=dict(parent.metadata),
             )
+        version = versions.latest_key(child.current_assistant_id)
         run = Run.objects.create(
             thread=child,
             assistant_id=child.current_assistant_id,
-            assistant_version=versions.latest(child.current_assistant_id),
+            assistant_version_id=version and version[0],
         )
         Message.objects.create(thread=child, run=run, role=Message.Role.USER, content=question)
         step.data = dataclasses.replace(

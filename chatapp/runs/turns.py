@@ -6,9 +6,9 @@ Reads only: the run's writes are in store.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from django.db.models import Exists, Max, OuterRef, Prefetch, Subquery
+from django.db.models import Exists, Max, OuterRef, Prefetch, QuerySet, Subquery
 
 from assistants_registry.tools import Permissions
 from chatapp.models import (
@@ -94,7 +94,7 @@ def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
     run = (
         Run.objects.select_related("assistant", "thread__owner", "thread__current_assistant")
         .annotate(
-            newest_version=Subquery(AssistantVersion.objects.order_by("-pk").values("pk")[:1]),
+            newest_version=Subquery(newest_version()),
             sent_files=Exists(
                 Attachment.objects.filter(thread_id=OuterRef("thread_id"), message__isnull=False)
             ),
@@ -133,16 +133,18 @@ def permissions_of(run: Run) -> Permissions:
 _rules: dict[tuple[int, Any], tuple[list[HandoffRule], list[ConsultRule]]] = {}
 
 
+def newest_version() -> QuerySet[AssistantVersion]:
+    """The newest version of any assistant (its pk): the rules' cache key. A query to read
+    with `.first()`, or to put into the run's query as a subquery."""
+    return AssistantVersion.objects.order_by("-pk").values_list("pk", flat=True)[:1]
+
+
 def rules_of(
-    assistant: Assistant, newest_version: int | Literal["ask"] | None = "ask"
+    assistant: Assistant, version: int | None
 ) -> tuple[list[HandoffRule], list[ConsultRule]]:
-    """The assistant's enabled handoff and consult rules, in order: what it may do.
-    `newest_version`: the newest AssistantVersion's pk, when the caller read it already."""
-    if newest_version == "ask":
-        newest_version = (
-            AssistantVersion.objects.order_by("-pk").values_list("pk", flat=True).first()
-        )
-    key = (assistant.pk, newest_version)
+    """The assistant's enabled handoff and consult rules, in order: what it may do, as of
+    `version` (the newest version's pk, `newest_version()`)."""
+    key = (assistant.pk, version)
     if key not in _rules:
         if len(_rules) > 10_000:  # old versions are never asked for again
             _rules.clear()
