@@ -80,6 +80,7 @@ def started(command: list[str], port: int, what: str, env: dict[str, str], core:
             "200",
             "--format",
             "raw",
+            "--gil",  # only the thread holding the GIL: what the one core is doing
             "-o",
             PROFILE,
             "--",

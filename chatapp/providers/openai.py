@@ -34,6 +34,7 @@ from chatapp.providers.base import (
     ToolCallReady,
     Usage,
 )
+from chatapp.providers.sockets import asyncio_transport
 
 OPENAI_URL = "https://api.openai.com/v1"
 # A local OpenAI-compatible server (Ollama, vLLM, llama.cpp) wants no key, but the client does.
@@ -41,6 +42,8 @@ PLACEHOLDER_KEY = "not-needed"
 PROGRESS_EVERY = 1.0  # seconds: how often pieces of a tool call say the answer is alive
 
 _ClientKey = tuple[str, str, float, int]
+# The `openai` client's own default limits, for the transport we give it (sockets.py).
+LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
 class StreamCut(ProviderError):
@@ -61,7 +64,11 @@ def _client_for(key: _ClientKey) -> openai.AsyncOpenAI:
     if key not in per_loop:
         api_key, base_url, timeout, max_retries = key
         per_loop[key] = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(transport=asyncio_transport(LIMITS)),
         )
     return per_loop[key]
 
