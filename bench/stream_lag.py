@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,8 +33,10 @@ import django  # noqa: E402
 
 django.setup()
 
+import httpx2  # noqa: E402
 import openai  # noqa: E402
 
+from chatapp.providers import openai as openai_provider  # noqa: E402
 from chatapp.providers.base import ChatMessage, ProviderRequest, TextChunk  # noqa: E402
 from chatapp.providers.openai import OpenAIProvider  # noqa: E402
 
@@ -69,8 +72,8 @@ def lags(arrivals: list[float], delay: float) -> list[float]:
     return [max(0.0, t - (first + i * delay)) for i, t in enumerate(arrivals)]
 
 
-async def ours(url: str) -> list[float]:
-    provider = OpenAIProvider(base_url=url, api_key="bench", max_retries=0)
+async def ours(url: str, key: str = "bench") -> list[float]:
+    provider = OpenAIProvider(base_url=url, api_key=key, max_retries=0)
     request = ProviderRequest(
         model="offline", instructions="You are a bench.", messages=(ChatMessage("user", PROMPT),)
     )
@@ -134,11 +137,25 @@ async def main(streams: int, delay: float) -> None:
         baseline = await measure(
             "baseline: typed stream", typed_baseline(client), url, streams, delay
         )
-        lean = await measure("chatapp: SSE lines + json", ours, url, streams, delay)
-        print(
-            f"ratio chatapp/baseline: p99 lag {lean['p99'] / max(baseline['p99'], 1e-9):.2f}  "
-            f"client CPU {lean['cpu'] / max(baseline['cpu'], 1e-9):.2f}"
+        # The same reader with its client on httpx2's own sockets (anyio), the baseline for
+        # chatapp/providers/sockets.py: a client made under the patch keeps that transport.
+        stock = mock.patch.object(
+            openai_provider,
+            "asyncio_transport",
+            lambda limits: httpx2.AsyncHTTPTransport(limits=limits),
         )
+        with stock:
+            anyio = await measure(
+                "baseline: on anyio sockets", lambda u: ours(u, "bench-anyio"), url, streams, delay
+            )
+        lean = await measure("chatapp: SSE lines + json", ours, url, streams, delay)
+        for name, other in (("typed stream", baseline), ("anyio sockets", anyio)):
+            # A lag under a millisecond makes no ratio worth printing.
+            lag = f"{lean['p99'] / other['p99']:.2f}" if other["p99"] >= 0.001 else "-"
+            print(
+                f"ratio chatapp/{name}: p99 lag {lag}  "
+                f"client CPU {lean['cpu'] / max(other['cpu'], 1e-9):.2f}"
+            )
     finally:
         server.terminate()
         server.wait(timeout=10)
