@@ -304,9 +304,11 @@ def main() -> None:
 
 def report(results: dict[str, list[dict]], tokens: int) -> None:
     print(f"\nanswers of {tokens} tokens at 50 tokens/s; lag = page received - model wrote")
+    print("TTFT: the server's own time to the first token (the model's taken out), all N at once")
     print(
         f"{'configuration':<12} {'N':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'lost tok':>8} {'dropped':>7} {'saved':>6} {'p99/relay':>9} {'CPU ms/answer':>13}"
+        f"{'lost tok':>8} {'dropped':>7} {'saved':>6} {'p99/relay':>9} {'CPU ms/answer':>13} "
+        f"{'TTFT p50 ms':>11}"
     )
     relay = {row["n"]: row for row in results.get("relay", []) if "n" in row}
     for config, rows in results.items():
@@ -319,7 +321,8 @@ def report(results: dict[str, list[dict]], tokens: int) -> None:
             print(
                 f"{config:<12} {row['n']:>4} {row['p50'] * 1000:8.1f} {row['p99'] * 1000:8.1f} "
                 f"{row['max'] * 1000:8.1f} {lost:>8} {row['dropped']:>7} "
-                f"{row.get('saved', ''):>6} {ratio:>9} {row['cpu_ms_per_answer']:13.1f}"
+                f"{row.get('saved', ''):>6} {ratio:>9} {row['cpu_ms_per_answer']:13.1f} "
+                f"{row['ttft_p50'] * 1000:11.1f}"
             )
     for row in results.get("idle", []):
         print(
