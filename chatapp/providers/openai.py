@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 import time
+import urllib.request
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -68,9 +69,18 @@ def _client_for(key: _ClientKey) -> openai.AsyncOpenAI:
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            http_client=openai.DefaultAsyncHttpxClient(transport=asyncio_transport(LIMITS)),
+            http_client=http_client(),
         )
     return per_loop[key]
+
+
+def http_client() -> openai.DefaultAsyncHttpxClient | None:
+    """The client's HTTP client, reading on asyncio's sockets (sockets.py); the `openai`
+    default (None) where the environment names a proxy: httpx2 reads HTTP(S)_PROXY only for
+    a client built with its own transport."""
+    if urllib.request.getproxies():
+        return None
+    return openai.DefaultAsyncHttpxClient(transport=asyncio_transport(LIMITS))
 
 
 class OpenAIProvider:

@@ -77,7 +77,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         await self.hub.join(thread.pk, self, self.user_id)
         await self.accept()
         broadcast.keep_watch()
-        html, self.known = await db(self.current_state)()
+        html, self.known = await db(self.current_state)(reread=False)  # owned_thread just read it
         await self.send_html(html)
 
     async def disconnect(self, code: int) -> None:
@@ -102,9 +102,13 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             .first()
         )
 
-    def current_state(self) -> tuple[str, dict[int, int]]:
+    def current_state(self, *, reread: bool = True) -> tuple[str, dict[int, int]]:
+        """The thread as stored, for the page to show instead of what it has; the streaming
+        messages' lengths, for the text that follows. `reread`: the thread may have changed
+        since this socket read it."""
         services.expire_stale_runs(self.thread)  # after a server restart: not "answering…"
-        self.thread.refresh_from_db()
+        if reread:
+            self.thread.refresh_from_db()
         streaming = Message.objects.filter(
             thread=self.thread,
             run__status__in=Run.ACTIVE,

@@ -245,3 +245,24 @@ async def test_the_providers_client_reads_through_it(monkeypatch) -> None:
         await model.close()
     assert "".join(e.text for e in events if isinstance(e, TextChunk)) == "Hello there"
     assert [host for host, _ in opened] == ["127.0.0.1"]
+
+
+async def test_a_proxy_named_by_the_environment_is_used(monkeypatch) -> None:
+    """httpx2 honours HTTP(S)_PROXY only for a client on its own transport: with a proxy
+    set, the provider keeps that one. The fake model stands in for the proxy; the model's
+    own address is a name the network guard would refuse to reach."""
+    model = FakeModel([text("Through", " the proxy"), finish(), done()])
+    await model.start()
+    proxy = model.url.removesuffix("/v1")
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    try:
+        provider = OpenAIProvider(base_url="http://models.example/v1", api_key="k", max_retries=0)
+        request = ProviderRequest("gpt-test", "Be brief.", (ChatMessage("user", "hi"),))
+        events = [event async for event in provider.stream(request)]
+    finally:
+        await model.close()
+    assert "".join(e.text for e in events if isinstance(e, TextChunk)) == "Through the proxy"
+    assert len(model.requests) == 1

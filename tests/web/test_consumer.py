@@ -84,6 +84,17 @@ async def test_anyone_else_gets_the_same_refusal(thread, other_user, who):
     assert connected is False
 
 
+async def test_a_page_connecting_reads_the_thread_once(thread, user, every_query):
+    """The socket looked the thread up a moment before it shows it: a connect does not read
+    it again (300 pages connecting at once each paid for a second read)."""
+    communicator, _ = await connect(thread.pk, user)
+    first = await communicator.receive_from()
+    await communicator.disconnect()
+    assert "Helper" in first
+    reads = [q for q in every_query if q.startswith('SELECT "chatapp_thread"')]
+    assert len(reads) == 1, "\n".join(reads)
+
+
 async def test_a_foreign_origin_is_refused(thread, user):
     _, connected = await connect(thread.pk, user, origin=b"https://evil.example")
     assert connected is False
