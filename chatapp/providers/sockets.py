@@ -181,30 +181,17 @@ class AsyncioBackend(httpcore2.AsyncNetworkBackend):
     ) -> httpcore2.AsyncNetworkStream:
         local = (local_address, 0) if local_address else None
         loop = asyncio.get_running_loop()
-        stream = await self.connected(
-            loop.create_connection(Buffered, host, port, local_addr=local), timeout
-        )
-        for option in socket_options or ():  # asyncio sets TCP_NODELAY itself
-            stream.transport.get_extra_info("socket").setsockopt(*option)
-        return stream
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        return await self.connected(loop.create_unix_connection(Buffered, path), timeout)
-
-    async def connected(self, connecting: Any, timeout: float | None) -> AsyncioStream:
         try:
             async with asyncio.timeout(timeout):
-                transport, protocol = await connecting
+                transport, protocol = await loop.create_connection(
+                    Buffered, host, port, local_addr=local
+                )
         except TimeoutError:
             raise ConnectTimeout("connecting timed out") from None
         except OSError as exc:
             raise ConnectError(str(exc)) from exc
+        for option in socket_options or ():  # asyncio sets TCP_NODELAY itself
+            transport.get_extra_info("socket").setsockopt(*option)
         return AsyncioStream(transport, protocol)
 
     async def sleep(self, seconds: float) -> None:
@@ -212,8 +199,9 @@ class AsyncioBackend(httpcore2.AsyncNetworkBackend):
 
 
 def asyncio_transport(limits: httpx2.Limits) -> httpx2.AsyncHTTPTransport:
-    """httpx2's own transport (TLS settings, proxies from the environment, error mapping),
-    its connections opened and read by AsyncioBackend."""
+    """httpx2's own transport (TLS settings, limits, error mapping), its connections opened
+    and read by AsyncioBackend. (A client given a transport ignores the environment's
+    proxies: openai.http_client() keeps the default client where one is set.)"""
     transport = httpx2.AsyncHTTPTransport(limits=limits)
     # httpx2 has no parameter for httpcore2's network backend; its pool has the attribute.
     # tests/providers/test_sockets.py fails if a request no longer goes through ours.
