@@ -43,8 +43,6 @@ PLACEHOLDER_KEY = "not-needed"
 PROGRESS_EVERY = 1.0  # seconds: how often pieces of a tool call say the answer is alive
 
 _ClientKey = tuple[str, str, float, int]
-# The `openai` client's own default limits, for the transport we give it (sockets.py).
-LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
 class StreamCut(ProviderError):
@@ -80,7 +78,8 @@ def http_client() -> openai.DefaultAsyncHttpxClient | None:
     a client built with its own transport."""
     if urllib.request.getproxies():
         return None
-    return openai.DefaultAsyncHttpxClient(transport=asyncio_transport(LIMITS))
+    transport = asyncio_transport(openai.DEFAULT_CONNECTION_LIMITS)  # the client's own limits
+    return openai.DefaultAsyncHttpxClient(transport=transport)
 
 
 class OpenAIProvider:

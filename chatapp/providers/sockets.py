@@ -34,8 +34,9 @@ HIGH_WATER, LOW_WATER = 256 * 1024, 64 * 1024
 class Buffered(asyncio.Protocol):
     """What a socket received and has not been read yet, and whether it can still write."""
 
+    transport: asyncio.Transport  # from connection_made, before any data
+
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
         self.chunks: deque[bytes] = deque()
         self.size = 0
         self.ended = False  # the peer closed, or the connection was lost
@@ -51,7 +52,7 @@ class Buffered(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
         self.size += len(data)
-        if self.size > HIGH_WATER and not self.reading_paused and self.transport is not None:
+        if self.size > HIGH_WATER and not self.reading_paused:
             self.transport.pause_reading()
             self.reading_paused = True
         self.wake()
@@ -86,7 +87,7 @@ class Buffered(asyncio.Protocol):
             self.chunks.appendleft(chunk[max_bytes:])
             chunk = chunk[:max_bytes]
         self.size -= len(chunk)
-        if self.reading_paused and self.size < LOW_WATER and self.transport is not None:
+        if self.reading_paused and self.size < LOW_WATER:
             self.transport.resume_reading()
             self.reading_paused = False
         return chunk

@@ -59,6 +59,13 @@ async def request_of(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
 
+async def part_of_a_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer a request with 4 of the 1000 bytes the response says it has."""
+    await request_of(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nsome")
+    await writer.drain()
+
+
 def response(body: bytes, *, close: bool = False) -> bytes:
     connection = "close" if close else "keep-alive"
     head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nConnection: {connection}\r\n\r\n"
@@ -103,9 +110,7 @@ async def test_a_body_larger_than_the_buffer_arrives_whole_read_slowly(server) -
 
 async def test_a_server_that_stops_sending_times_out(server) -> None:
     async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await request_of(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-        await writer.drain()
+        await part_of_a_body(reader, writer)
         await asyncio.sleep(5)
 
     url = await server(stall)
@@ -125,9 +130,7 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
 
 async def test_a_connection_reset_mid_body_is_a_read_error(server) -> None:
     async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await request_of(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nsome")
-        await writer.drain()
+        await part_of_a_body(reader, writer)
         await asyncio.sleep(0.05)
         raw = writer.get_extra_info("socket")
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
