@@ -203,10 +203,11 @@ def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
 
 
 def measured(processes: list[subprocess.Popen[bytes]], pages: list[Page], deadline: float) -> dict:
-    """A round, with the server CPU its answers cost (the pages' connecting left out)."""
-    marks = []
+    """A round, with the server CPU its pages' connecting cost, and then their answers."""
+    marks = [cpu_seconds(processes)]
     figures = asyncio.run(round_of(pages, deadline, lambda: marks.append(cpu_seconds(processes))))
-    figures["cpu_ms_per_answer"] = 1000 * (cpu_seconds(processes) - marks[0]) / len(pages)
+    figures["cpu_ms_per_connect"] = 1000 * (marks[1] - marks[0]) / len(pages)
+    figures["cpu_ms_per_answer"] = 1000 * (cpu_seconds(processes) - marks[1]) / len(pages)
     return figures
 
 
@@ -308,7 +309,7 @@ def report(results: dict[str, list[dict]], tokens: int) -> None:
     print(
         f"{'configuration':<12} {'N':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
         f"{'lost tok':>8} {'dropped':>7} {'saved':>6} {'p99/relay':>9} {'CPU ms/answer':>13} "
-        f"{'TTFT p50 ms':>11}"
+        f"{'TTFT p50 ms':>11} {'CPU ms/connect':>14}"
     )
     relay = {row["n"]: row for row in results.get("relay", []) if "n" in row}
     for config, rows in results.items():
@@ -322,7 +323,7 @@ def report(results: dict[str, list[dict]], tokens: int) -> None:
                 f"{config:<12} {row['n']:>4} {row['p50'] * 1000:8.1f} {row['p99'] * 1000:8.1f} "
                 f"{row['max'] * 1000:8.1f} {lost:>8} {row['dropped']:>7} "
                 f"{row.get('saved', ''):>6} {ratio:>9} {row['cpu_ms_per_answer']:13.1f} "
-                f"{row['ttft_p50'] * 1000:11.1f}"
+                f"{row['ttft_p50'] * 1000:11.1f} {row['cpu_ms_per_connect']:14.1f}"
             )
     for row in results.get("idle", []):
         print(
