@@ -53,8 +53,12 @@ async def connect(page: Page) -> websockets.ClientConnection:
     return socket
 
 
-async def answer(page: Page, socket: websockets.ClientConnection, deadline: float) -> None:
-    """Send one message and read the answer to its end, timing each token."""
+async def answer(
+    page: Page, socket: websockets.ClientConnection, deadline: float, wait: float = 0.0
+) -> None:
+    """Send one message (after `wait` seconds) and read the answer to its end, timing each
+    token."""
+    await asyncio.sleep(wait)
     sent = time.time()
     frame = {"type": "message", "text": "go", "client_id": uuid.uuid4().hex}
     await socket.send(json.dumps(frame))
@@ -87,14 +91,20 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def round_of(
-    pages: list[Page], deadline: float, connected: Callable[[], None] = lambda: None
+    pages: list[Page],
+    deadline: float,
+    connected: Callable[[], None] = lambda: None,
+    spread: float = 0.0,
 ) -> dict[str, float]:
-    """Every page connects, then all send at once (`connected` is called in between);
-    figures over all tokens of all answers."""
+    """Every page connects, then all send at once, or one after another evenly over `spread`
+    seconds (`connected` is called in between); figures over all tokens of all answers."""
     sockets = await asyncio.gather(*(connect(page) for page in pages))
     connected()
+    waits = [spread * i / len(pages) for i in range(len(pages))]
     try:
-        await asyncio.gather(*(answer(p, s, deadline) for p, s in zip(pages, sockets, strict=True)))
+        await asyncio.gather(
+            *(answer(p, s, deadline, w) for p, s, w in zip(pages, sockets, waits, strict=True))
+        )
     finally:
         await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
     lags = [lag for page in pages for lag in page.lags]
