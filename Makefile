@@ -59,10 +59,12 @@ $(STAMP): $(PY) pyproject.toml
 	@touch $@
 
 # Figures, not assertions, each against a baseline measured in the same run: our stream
-# parsing against the openai client's typed stream; whole answers through real Daphne
-# processes and websockets against a bare Channels relay (LOAD_ARGS: see bench/load.py).
+# parsing against the openai client's typed stream; reading a turn against its bare SQL;
+# whole answers through real Daphne processes and websockets against a bare Channels relay
+# (LOAD_ARGS: see bench/load.py).
 bench: install
 	$(PY) bench/stream_lag.py $(BENCH_ARGS)
+	$(PY) bench/turn_read.py
 	$(PY) bench/load.py $(LOAD_ARGS)
 
 lint: install

@@ -96,3 +96,22 @@ def test_an_interrupted_tool_call_gets_a_result_so_the_request_stays_valid(pair,
     tool_message = model.requests[0].messages[1]
     assert (tool_message.role, tool_message.tool_call_id) == ("tool", "c1")
     assert tool_message.content.startswith("Error: not run")
+
+
+def test_each_message_says_its_files_read_in_one_query(user, script, every_query):
+    """Every user message of a thread with files names its own, in the next turn's request;
+    the files of the whole history cost one query, however many messages there are."""
+    from django.core.files.base import ContentFile
+
+    thread = services.start_thread(assistant("plain"), user=user)
+    script(*[Say(f"Got {n}.") for n in range(4)])
+    for name in ("a.csv", "b.csv", "c.csv"):
+        say(thread, f"here is {name}", files=[ContentFile(b"x,y\n1,2\n", name=name)])
+    every_query.clear()
+    model = script(Say("All three."))
+    say(thread, "and now?")
+    users = [m.content for m in model.requests[0].messages if m.role == "user"]
+    assert [u.split("(Attached: ")[1][:5] for u in users[:3]] == ["a.csv", "b.csv", "c.csv"]
+    assert users[3] == "and now?"
+    reads = [q for q in every_query if q.startswith('SELECT "chatapp_attachment"')]
+    assert len(reads) == 1, reads

@@ -1,0 +1,101 @@
+"""What reading a turn costs (`chatapp.runs.turns.load_turn`: the run, its thread and
+assistant, the history), against a baseline measured in the same run: the same SQL with the
+same parameters, executed and fetched on the same connection without the ORM. The ratio is
+what Django's building, compiling and model making add to what the database itself does;
+every answer pays it at least once before its first token.
+
+    .venv/bin/python bench/turn_read.py --messages 10
+
+A temporary SQLite database; figures, not assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+FOLDER = tempfile.TemporaryDirectory()
+os.environ["DATABASE_URL"] = f"sqlite:///{Path(FOLDER.name) / 'turn.sqlite3'}"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapp.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production-0123456789")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from chatapp import services  # noqa: E402
+from chatapp.models import Assistant, Message, Run  # noqa: E402
+from chatapp.runs import turns  # noqa: E402
+
+
+def a_thread_with(messages: int) -> str:
+    """A finished run in a thread of `messages` messages (questions and answers)."""
+    call_command("migrate", verbosity=0)
+    bot = Assistant.objects.create(slug="bench", name="Bench", provider="offline")
+    user = get_user_model().objects.create(username="bench")
+    thread = services.start_thread(bot, user=user)
+    run = None
+    for index in range(messages // 2):
+        _, run = services.send_message(thread, f"question {index}")
+        Message.objects.create(
+            thread=thread, run=run, role=Message.Role.ASSISTANT, assistant=bot, content="answer"
+        )
+        Run.objects.filter(pk=run.pk).update(status=Run.Status.COMPLETED)
+    assert run is not None
+    return str(run.pk)
+
+
+def per_call(work: Callable[[], object], calls: int) -> float:
+    """Median of five rounds, in ms per call."""
+    for _ in range(20):
+        work()
+    rounds = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(calls):
+            work()
+        rounds.append((time.perf_counter() - started) * 1000 / calls)
+    return statistics.median(rounds)
+
+
+def main(messages: int, calls: int) -> None:
+    run_id = a_thread_with(messages)
+    turns.load_turn(run_id)  # the assistant's rules are read once, then kept
+    with CaptureQueriesContext(connection) as captured:
+        turns.load_turn(run_id)
+    # The captured SQL has its parameters written in: what the database is given.
+    sql = [query["sql"] for query in captured.captured_queries]
+
+    def raw() -> None:
+        with connection.cursor() as cursor:
+            for text in sql:
+                cursor.execute(text)
+                cursor.fetchall()
+
+    orm = per_call(lambda: turns.load_turn(run_id), calls)
+    baseline = per_call(raw, calls)
+    print(f"reading a turn of {messages} messages ({len(sql)} statements), SQLite, one thread")
+    print(f"baseline: the same SQL, executed and fetched   {baseline:7.3f} ms")
+    print(f"chatapp: turns.load_turn                         {orm:7.3f} ms")
+    print(f"ratio chatapp/baseline: {orm / baseline:.1f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=500)
+    args = parser.parse_args()
+    main(args.messages, args.calls)
