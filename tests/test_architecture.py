@@ -101,6 +101,7 @@ def test_nothing_imports_in_a_circle():
     ("part", "may_not_import"),
     [
         ("chatapp.models", ("chatapp",)),
+        ("chatapp.compiled", ("chatapp",)),
         ("chatapp.providers", ("chatapp.models", "chatapp.runs", "chatapp.services")),
         (
             "chatapp.runs",

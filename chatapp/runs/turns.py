@@ -11,6 +11,7 @@ from typing import Any
 from django.db.models import Exists, Max, OuterRef, QuerySet, Subquery
 
 from assistants_registry.tools import Permissions
+from chatapp.compiled import Compiled
 from chatapp.models import (
     Assistant,
     AssistantVersion,
@@ -84,14 +85,10 @@ def question_of(run: Run, history: list[Message]) -> tuple[int, str, str]:
     return 0, "", ""
 
 
-def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
-    """`watch`: the consulting runs above this one, whose Stop stops this one too.
-
-    Three queries for most turns: the run with its thread, assistant, owner, the newest
-    version (the rules' cache key) and whether the thread holds files sent by the user; the
-    history; the rules when they changed. Files and permissions cost a query each only where
-    they exist: a thread with files, an assistant with tools."""
-    run = (
+# Every answer reads its turn before its first word: these two are compiled to SQL once
+# (chatapp/compiled.py), not for every turn.
+run_of_turn = Compiled(
+    lambda run_id: (
         Run.objects.select_related("assistant", "thread__owner", "thread__current_assistant")
         .annotate(
             newest_version=Subquery(newest_version()),
@@ -99,16 +96,39 @@ def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
                 Attachment.objects.filter(thread_id=OuterRef("thread_id"), message__isnull=False)
             ),
         )
-        .get(pk=run_id)
-    )
+        .filter(pk=run_id)
+    ),
+    run_id=Run._meta.pk,
+)
+
+history_of = Compiled(
+    lambda thread_id: (
+        Message.objects.filter(thread_id=thread_id)
+        .exclude(status=Message.Status.REPLACED)
+        .select_related("assistant")
+        .order_by("id")
+    ),
+    thread_id=Thread._meta.pk,
+)
+
+
+def load_turn(run_id: str, watch: tuple[str, ...] = ()) -> Turn:
+    """`watch`: the consulting runs above this one, whose Stop stops this one too.
+
+    Two queries for most turns, compiled once: the run with its thread, assistant, owner,
+    the newest version (the rules' cache key) and whether the thread holds files sent by the
+    user; the history. The rules cost a query when they changed; files and permissions a
+    query each only where they exist: a thread with files, an assistant with tools."""
+    found = run_of_turn.list(run_id=run_id)
+    if not found:
+        raise Run.DoesNotExist(run_id)
+    run = found[0]
     thread = run.thread
     assistant = thread.current_assistant
     rules, consults = rules_of(assistant, run.newest_version)
-    history = list(
-        thread.messages.exclude(status=Message.Status.REPLACED)
-        .select_related("assistant")
-        .order_by("id")
-    )
+    history = history_of.list(thread_id=thread.pk)
+    for message in history:
+        message.thread = thread  # as `thread.messages` would have set it: no query
     with_sent_files(history, thread, run.sent_files)
     stop = run.cancel_requested or bool(watch and stop_requested(watch))
     # Only an ordinary tool can need a permission (a handoff or a consultation cannot).
