@@ -41,6 +41,8 @@ class Compiled[M: Model]:
         self.lock = threading.Lock()
 
     def list(self, **values: Any) -> list[M]:
+        if None in values.values():  # SQL says IS NULL for it: another query altogether
+            return list(self.build(**values))
         template = self.template or self.compile()
         connection = connections[DEFAULT_DB_ALIAS]
         params = list(template.params)
@@ -84,6 +86,8 @@ class _Template[M: Model]:
 
 def marker(field: Field[Any, Any]) -> Any:
     """A value of the field's type that no caller passes."""
+    if isinstance(field, models.ForeignKey):
+        return marker(field.target_field)
     if isinstance(field, models.UUIDField):
         return uuid.uuid4()
     if isinstance(field, models.IntegerField):  # AutoField and BigAutoField too

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from assistants_registry.definitions import ASSISTANT_SETTINGS, CONSULT_SETTINGS, HANDOFF_SETTINGS
+from chatapp.compiled import Compiled
 from chatapp.models import Assistant, AssistantVersion, ConsultRule, HandoffRule
 
 # What a version records: the fields of assistants and rules as code defines them, and the
@@ -49,14 +50,21 @@ def latest(assistant_id: Any) -> AssistantVersion | None:
     return AssistantVersion.objects.filter(assistant_id=assistant_id).order_by("-number").first()
 
 
-def latest_key(assistant_id: Any) -> tuple[int, int] | None:
-    """The latest version's (pk, number), without its snapshot: what a run records of it."""
-    return (
+# Read twice by every answer (its run, then its message's step): compiled once.
+_latest_keys = Compiled(
+    lambda assistant_id: (
         AssistantVersion.objects.filter(assistant_id=assistant_id)
         .order_by("-number")
-        .values_list("pk", "number")
-        .first()
-    )
+        .values_list("pk", "number")[:1]
+    ),
+    assistant_id=AssistantVersion._meta.get_field("assistant"),
+)
+
+
+def latest_key(assistant_id: Any) -> tuple[int, int] | None:
+    """The latest version's (pk, number), without its snapshot: what a run records of it."""
+    found = _latest_keys.list(assistant_id=assistant_id)
+    return found[0] if found else None
 
 
 def record(assistant_id: Any) -> AssistantVersion | None:

@@ -88,6 +88,34 @@ def test_each_call_has_its_own_values_and_nothing_is_found_as_nothing(two_thread
     assert compiled.list(thread_id="00000000-0000-0000-0000-000000000000") == []
 
 
+def test_values_lists_and_slices_too(two_threads):
+    compiled = Compiled(
+        lambda thread_id: (
+            Message.objects.filter(thread_id=thread_id)
+            .order_by("-id")
+            .values_list("pk", "role")[:1]
+        ),
+        thread_id=Message._meta.get_field("thread"),
+    )
+    for run in two_threads:
+        expected = list(
+            Message.objects.filter(thread_id=run.thread_id)
+            .order_by("-id")
+            .values_list("pk", "role")[:1]
+        )
+        assert compiled.list(thread_id=run.thread_id) == expected
+        assert expected[0][1] == "assistant"
+
+
+def test_none_is_the_plain_querysets_is_null(user):
+    compiled = Compiled(
+        lambda parent_id: Thread.objects.filter(parent_id=parent_id).values_list("pk"),
+        parent_id=Thread._meta.get_field("parent"),
+    )
+    thread = services.start_thread(assistant("solo"), user=user)
+    assert compiled.list(parent_id=None) == [(thread.pk,)]
+
+
 def test_it_is_compiled_once(two_threads, monkeypatch):
     compiled = Compiled(runs_with_everything, run_id=Run._meta.pk)
     compiled.list(run_id=two_threads[0].pk)
