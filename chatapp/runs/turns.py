@@ -108,7 +108,7 @@ history_of = Compiled(
         .select_related("assistant")
         .order_by("id")
     ),
-    thread_id=Thread._meta.pk,
+    thread_id=Message._meta.get_field("thread"),
 )
 
 
