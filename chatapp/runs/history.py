@@ -142,9 +142,7 @@ def json_object(arguments: str) -> tuple[str, str]:
 
 def with_files(message: Message) -> str:
     """A user's words, and the names of the files sent with them (tools read them by name)."""
-    sent = getattr(message, "sent_files", None)  # read with the turn (turns.with_sent_files)
-    if sent is None:
-        sent = message.attachments.all() if message.pk else ()
+    sent = message.sent_files  # read with the turn (turns.with_sent_files)
     if not sent:
         return message.content
     note = f"(Attached: {files.described(sent)})"
