@@ -151,7 +151,9 @@ def fresh_database(config: str, folder: Path) -> str:
     return PG
 
 
-def measure_config(config: str, ladder: list[int], model_url: str, folder: Path) -> list[dict]:
+def measure_config(
+    config: str, ladder: list[int], tokens: int, model_url: str, folder: Path
+) -> list[dict]:
     env = environment(config, model_url, fresh_database(config, folder))
     deadline = 60.0
     if config == "relay":
@@ -188,7 +190,7 @@ def measure_config(config: str, ladder: list[int], model_url: str, folder: Path)
             ]
             figures = measured(servers_started, round_pages, deadline) | {"n": n}
             saved = seed(env, "verify")
-            figures["saved"] = sum(1 for p in pages[:n] if saved.get(p["thread"]) == TOKENS)
+            figures["saved"] = sum(1 for p in pages[:n] if saved.get(p["thread"]) == tokens)
             results.append(figures)
         if config == "embedded":
 
@@ -211,12 +213,45 @@ def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def services_ticks() -> dict[int, int]:
+    """Clock ticks used so far by each PostgreSQL and Redis process on the machine. They are
+    not pinned: what they use of core 0 is taken from the server."""
+    ticks = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if b"postgres" in command or b"redis-server" in command:
+            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def services_seconds_since(before: dict[int, int]) -> float:
+    """CPU time PostgreSQL and Redis used since `before` (a process that ended meanwhile is
+    not counted: the database's connections outlive a round)."""
+    after = services_ticks()
+    used = sum(ticks - before.get(pid, 0) for pid, ticks in after.items())
+    return used / os.sysconf("SC_CLK_TCK")
+
+
 def measured(processes: list[subprocess.Popen[bytes]], pages: list[Page], deadline: float) -> dict:
-    """A round, with the server CPU its pages' connecting cost, and then their answers."""
+    """A round, with the server CPU its pages' connecting cost, and then their answers (and
+    what PostgreSQL and Redis spent on those)."""
     marks = [cpu_seconds(processes)]
-    figures = asyncio.run(round_of(pages, deadline, lambda: marks.append(cpu_seconds(processes))))
+    services: dict[int, int] = {}
+
+    def connected() -> None:
+        marks.append(cpu_seconds(processes))
+        services.update(services_ticks())
+
+    figures = asyncio.run(round_of(pages, deadline, connected))
     figures["cpu_ms_per_connect"] = 1000 * (marks[1] - marks[0]) / len(pages)
     figures["cpu_ms_per_answer"] = 1000 * (cpu_seconds(processes) - marks[1]) / len(pages)
+    figures["services_ms_per_answer"] = 1000 * services_seconds_since(services) / len(pages)
     return figures
 
 
@@ -308,7 +343,7 @@ def main() -> None:
     ):
         model_url = f"http://127.0.0.1:{model_port}/v1"
         for config in args.configs.split(","):
-            results[config] = measure_config(config, ladder, model_url, Path(folder))
+            results[config] = measure_config(config, ladder, args.tokens, model_url, Path(folder))
         if args.idle:
             results["idle"] = [idle_memory(args.idle, model_url, Path(folder))]
     report(results, args.tokens)
@@ -320,7 +355,7 @@ def report(results: dict[str, list[dict]], tokens: int) -> None:
     print(
         f"{'configuration':<12} {'N':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
         f"{'lost tok':>8} {'dropped':>7} {'saved':>6} {'p99/relay':>9} {'CPU ms/answer':>13} "
-        f"{'TTFT p50 ms':>11} {'CPU ms/connect':>14}"
+        f"{'TTFT p50 ms':>11} {'CPU ms/connect':>14} {'PG+Redis ms/answer':>18}"
     )
     relay = {row["n"]: row for row in results.get("relay", []) if "n" in row}
     for config, rows in results.items():
@@ -330,11 +365,14 @@ def report(results: dict[str, list[dict]], tokens: int) -> None:
             lost = row["n"] * tokens - row["tokens"]
             base = relay.get(row["n"])
             ratio = f"{row['p99'] / base['p99']:.2f}" if base and config != "relay" else ""
+            # SQLite works inside the server's process; PostgreSQL and Redis outside it
+            services = f"{row['services_ms_per_answer']:.1f}" if config.startswith("pg") else ""
             print(
                 f"{config:<12} {row['n']:>4} {row['p50'] * 1000:8.1f} {row['p99'] * 1000:8.1f} "
                 f"{row['max'] * 1000:8.1f} {lost:>8} {row['dropped']:>7} "
                 f"{row.get('saved', ''):>6} {ratio:>9} {row['cpu_ms_per_answer']:13.1f} "
-                f"{row['ttft_p50'] * 1000:11.1f} {row['cpu_ms_per_connect']:14.1f}"
+                f"{row['ttft_p50'] * 1000:11.1f} {row['cpu_ms_per_connect']:14.1f} "
+                f"{services:>18}"
             )
     for row in results.get("idle", []):
         print(
