@@ -270,6 +270,8 @@ CHATAPP_DB_THREADS = int(
         "4" if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else "10",
     )
 )
+# Answers starting at once: the others wait their turn, in order (chatapp/admission.py).
+CHATAPP_STARTS_AT_ONCE = int(os.environ.get("CHATAPP_STARTS_AT_ONCE", "2"))
 # On SIGTERM/SIGINT, the runs of a server process are saved as interrupted within this time.
 CHATAPP_SHUTDOWN_GRACE = float(os.environ.get("CHATAPP_SHUTDOWN_GRACE", "5"))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from assistants_registry.registry import Registry
 from assistants_registry.registry import registry as default_registry
+from chatapp import admission
 from chatapp.db import db
 from chatapp.models import Assistant, Message, Run
 from chatapp.providers import get_provider
@@ -56,62 +57,73 @@ async def execute(
     `depth` + 1, the parent's step `budget`, and the ancestors' run ids to `watch` for a stop
     request.
     """
+    # Our own work up to the first model call or tool is admitted a few runs at a time
+    # (chatapp/admission.py); a consultation runs inside its parent's tool step.
+    ticket = await admission.runs.enter() if depth == 0 else admission.Ticket()
     try:
-        start = await db(store.begin)(str(run_id), watch)
-    except store.RunNotStartable:
-        logger.info("Run %s is not queued; not starting it", run_id)
-        return
-    run, limits = start.run, limits or Limits.from_settings()
-    loop = RunLoop(run, registry, limits, depth=depth, budget=budget, watch=watch)
-    loop.next_turn, loop.resume = start.turn, start.resume
-    if start.resume is not None:  # the run goes on where it paused
-        loop.step_index, loop.usage = start.resume.last_index, {**loop.usage, **start.resume.usage}
-    yield RunStarted(
-        str(run.pk),
-        str(run.thread_id),
-        run.assistant.slug,
-        start.question_id,
-        start.question,
-        start.client_id,
-        start.turn.thread.title,
-    )
-    status, error, detail = Run.Status.COMPLETED, "", ""
-    # The heartbeat says "alive" even while a model thinks for a long time before its first
-    # token, so a slow run is never mistaken for a dead one and expired; it also hears a Stop
-    # asked in another process while the model is silent.
-    heart = asyncio.create_task(beat(loop.watch, limits.heartbeat_interval))
-    try:
-        async for event in loop.steps():
-            yield event
-    except Paused as paused:
-        heart.cancel()
-        requests = await loop.pause(paused)
-        if requests is not None:
-            for request in requests:
-                yield request
-            yield RunFinished(str(run.pk), Run.Status.AWAITING_APPROVAL)
+        try:
+            start = await db(store.begin)(str(run_id), watch)
+        except store.RunNotStartable:
+            logger.info("Run %s is not queued; not starting it", run_id)
             return
-        status, error = stopped()  # a Stop came first: nothing was put to the user
-    except Stop as stop:
-        status, error = stop.status, stop.reason
-    except cancellation.Cancelled:
-        status, error = stopped()
-    except ProviderError as exc:
-        status, error, detail = Run.Status.FAILED, str(exc), exc.detail
-        logger.warning("Run %s: the model call failed: %s", run.pk, detail or error)
-    except context.InstructionsError as exc:
-        status, error = Run.Status.FAILED, str(exc)
-    except asyncio.CancelledError:  # the task running us was cancelled: keep what we have
-        await loop.end(*stopped())
-        raise
-    except Exception:
-        logger.exception("Run %s crashed", run.pk)
-        status, error = Run.Status.FAILED, "Something went wrong on our side; the run stopped."
+        run, limits = start.run, limits or Limits.from_settings()
+        loop = RunLoop(
+            run, registry, limits, depth=depth, budget=budget, watch=watch, ticket=ticket
+        )
+        loop.next_turn, loop.resume = start.turn, start.resume
+        if start.resume is not None:  # the run goes on where it paused
+            loop.step_index, loop.usage = (
+                start.resume.last_index,
+                {**loop.usage, **start.resume.usage},
+            )
+        yield RunStarted(
+            str(run.pk),
+            str(run.thread_id),
+            run.assistant.slug,
+            start.question_id,
+            start.question,
+            start.client_id,
+            start.turn.thread.title,
+        )
+        status, error, detail = Run.Status.COMPLETED, "", ""
+        # The heartbeat says "alive" even while a model thinks for a long time before its first
+        # token, so a slow run is never mistaken for a dead one and expired; it also hears a Stop
+        # asked in another process while the model is silent.
+        heart = asyncio.create_task(beat(loop.watch, limits.heartbeat_interval))
+        try:
+            async for event in loop.steps():
+                yield event
+        except Paused as paused:
+            heart.cancel()
+            requests = await loop.pause(paused)
+            if requests is not None:
+                for request in requests:
+                    yield request
+                yield RunFinished(str(run.pk), Run.Status.AWAITING_APPROVAL)
+                return
+            status, error = stopped()  # a Stop came first: nothing was put to the user
+        except Stop as stop:
+            status, error = stop.status, stop.reason
+        except cancellation.Cancelled:
+            status, error = stopped()
+        except ProviderError as exc:
+            status, error, detail = Run.Status.FAILED, str(exc), exc.detail
+            logger.warning("Run %s: the model call failed: %s", run.pk, detail or error)
+        except context.InstructionsError as exc:
+            status, error = Run.Status.FAILED, str(exc)
+        except asyncio.CancelledError:  # the task running us was cancelled: keep what we have
+            await loop.end(*stopped())
+            raise
+        except Exception:
+            logger.exception("Run %s crashed", run.pk)
+            status, error = Run.Status.FAILED, "Something went wrong on our side; the run stopped."
+        finally:
+            heart.cancel()
+        if (event := await loop.end(status, error, detail)) is not None:
+            yield event
+        yield RunFinished(str(run.pk), status, error)
     finally:
-        heart.cancel()
-    if (event := await loop.end(status, error, detail)) is not None:
-        yield event
-    yield RunFinished(str(run.pk), status, error)
+        ticket.leave()
 
 
 def stopped() -> tuple[str, str]:
@@ -148,8 +160,10 @@ class RunLoop:
         depth: int = 0,
         budget: Budget | None = None,
         watch: tuple[str, ...] = (),
+        ticket: admission.Ticket | None = None,
     ) -> None:
         self.run, self.run_id, self.registry, self.limits = run, str(run.pk), registry, limits
+        self.ticket = ticket or admission.Ticket()  # left before the model or a tool is called
         self.depth, self.watch = depth, (str(run.pk), *watch)
         self.usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0}
         self.counter = StepCounter(shared=budget)
@@ -200,6 +214,7 @@ class RunLoop:
                     assistant.model or provider.default_model,
                 )
                 calls, decisions = [], {}
+                self.ticket.leave()
                 stream = provider.stream(request)
                 async for event in self.stream_message(stream, assistant, calls):
                     yield event
@@ -211,6 +226,7 @@ class RunLoop:
                 if asking and self.depth == 0:
                     raise Paused(assistant, self.last_message_id, asking)
             moved = False
+            self.ticket.leave()
             async for event in self.tools.run_tools(turn, tools, calls, decisions):
                 moved = moved or isinstance(event, Handoff)
                 yield event

@@ -16,7 +16,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chatapp import files, runs, services
+from chatapp import admission, files, runs, services
 from chatapp.db import db
 from chatapp.models import Message, Run, Thread
 from chatapp.web import broadcast, fragments, lifecycle
@@ -129,15 +129,17 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             if bytes_data is not None:
                 raise FrameError("Malformed frame: send text, not binary data.")
             frame = parse_frame(text_data)
-            match frame["type"]:
-                case "cancel":
-                    await self.cancel()
-                case "approve" | "reject":
-                    await self.decide(frame)
-                case "retry":
-                    await self.retry()
-                case kind:
-                    await self.post(frame, edit=kind == "edit")
+            if frame["type"] == "cancel":  # never held behind the crowd of starts
+                await self.cancel()
+                return
+            async with admission.messages.held():  # a few answers start at a time
+                match frame["type"]:
+                    case "approve" | "reject":
+                        await self.decide(frame)
+                    case "retry":
+                        await self.retry()
+                    case kind:
+                        await self.post(frame, edit=kind == "edit")
         except (
             FrameError,
             services.MessageRejected,

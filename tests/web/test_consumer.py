@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from chatapp import services
+from chatapp import admission, services
 from chatapp.asgi import application
 from chatapp.models import Message, Run
 from chatapp.providers.scripted import Say
@@ -178,6 +178,40 @@ async def test_cancel_keeps_the_partial_text_and_frees_the_input(thread, user, s
     assert run.status == Run.Status.CANCELLED
     assert (reply.content, reply.status) == ("Partial", "incomplete")
     assert any("msg--incomplete" in f for f in frames)
+    await communicator.disconnect()
+
+
+async def test_a_stop_is_heard_while_starts_wait_for_their_turn(thread, user, script, settings):
+    settings.CHATAPP_STARTS_AT_ONCE = 1
+    pause = asyncio.Event()
+    script(Say("Partial words then more", pause=pause))
+    communicator, _ = await connect(thread.pk, user)
+    await communicator.receive_from()
+    await communicator.send_json_to({"type": "message", "text": "go"})
+    await frames_until(communicator, '">Partial')
+    crowd = await admission.messages.enter()  # every place taken by other starts
+    await communicator.send_json_to({"type": "cancel"})
+    await frames_until(communicator, 'data-running="false"')
+    crowd.leave()
+    pause.set()
+    await broadcast.wait_for_all()
+    assert (await Run.objects.aget(thread=thread)).status == Run.Status.CANCELLED
+    await communicator.disconnect()
+
+
+async def test_a_message_waits_for_a_place_to_start_and_then_starts(thread, user, script, settings):
+    settings.CHATAPP_STARTS_AT_ONCE = 1
+    script(Say("Here I am."))
+    communicator, _ = await connect(thread.pk, user)
+    await communicator.receive_from()
+    crowd = await admission.messages.enter()
+    await communicator.send_json_to({"type": "message", "text": "hello"})
+    await asyncio.sleep(0.2)
+    assert not await Message.objects.filter(thread=thread).aexists()  # waiting its turn
+    crowd.leave()
+    await frames_until(communicator, "Here I am.")
+    await broadcast.wait_for_all()
+    assert (await Run.objects.aget(thread=thread)).status == Run.Status.COMPLETED
     await communicator.disconnect()
 
 
