@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString
@@ -129,12 +131,23 @@ def window(thread: Thread, before: int | None = None) -> Window:
     if before is not None:
         found = found.filter(pk__lt=before)
     budget, taken, size = settings.CHATAPP_PAGE_CHARS, [], 0
-    for message in found.iterator(chunk_size=100):
+    for message in newest_first(found):
         if size >= budget and taken and taken[-1].role == Message.Role.USER:
             return Window(timeline(thread, taken[::-1]), earlier=taken[-1].pk)
         taken.append(message)
         size += displayed_size(message)
     return Window(timeline(thread, taken[::-1]))
+
+
+def newest_first(found: QuerySet[Message], chunk: int = 100) -> Iterator[Message]:
+    """`found` (newest first), read a chunk at a time, each chunk one query with a LIMIT:
+    `.iterator()` would declare a cursor on PostgreSQL, outside a transaction one WITH HOLD,
+    which reads the whole thread when it is declared, however little of it a page shows."""
+    while rows := list(found[:chunk]):
+        yield from rows
+        if len(rows) < chunk:
+            return
+        found = found.filter(pk__lt=rows[-1].pk)
 
 
 def displayed_size(message: Message) -> int:

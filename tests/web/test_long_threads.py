@@ -8,13 +8,16 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from chatapp import services
 from chatapp.models import Message
 from chatapp.providers.scripted import Say
+from chatapp.web.page import window
 from tests.factories import assistant
 from tests.web.test_consumer import connect, frames_until
 
@@ -79,6 +82,20 @@ def test_earlier_messages_load_page_by_page_until_the_first(long_thread, user):
         pages += 1
     assert seen == {f"{turn:02d}" for turn in range(70)}  # nothing is out of reach
     assert pages > 3
+
+
+def test_a_thread_is_read_newest_first_a_chunk_at_a_time(user):
+    """250 short messages fit one page: all are shown, in order, and no statement read the
+    thread whole (on PostgreSQL, `.iterator()` did: a cursor WITH HOLD)."""
+    thread = services.start_thread(assistant("helper"), user=user)
+    Message.objects.bulk_create(
+        Message(thread=thread, role="user", content=f"m{number:03d}") for number in range(250)
+    )
+    with CaptureQueriesContext(connection) as queries:
+        shown = [item.message.content for item in window(thread).items]
+    assert shown == [f"m{number:03d}" for number in range(250)]
+    reads = [q["sql"] for q in queries.captured_queries if '"chatapp_message"' in q["sql"]]
+    assert len(reads) == 3 and all("LIMIT 100" in sql for sql in reads)
 
 
 def test_earlier_messages_are_the_owners_only(long_thread, other_user):
