@@ -25,8 +25,9 @@ from django.conf import settings
 
 class Gate:
     """At most CHATAPP_STARTS_AT_ONCE holders at once, the others in the order they came.
-    One semaphore per event loop: an asyncio primitive belongs to the loop that first waits
-    on it, and a process may run several loops one after another (tests do)."""
+    One semaphore per event loop, sized when that loop first comes: an asyncio primitive
+    belongs to the loop that first waits on it, and a process may run several loops one
+    after another (tests do, each with its own)."""
 
     def __init__(self) -> None:
         self._semaphores: weakref.WeakKeyDictionary[
