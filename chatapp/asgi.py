@@ -13,6 +13,7 @@ django_application = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from chatapp import collector  # noqa: E402
 from chatapp.providers import get_provider  # noqa: E402
 from chatapp.routing import websocket_urlpatterns  # noqa: E402
 from chatapp.web.origins import SameOriginValidator  # noqa: E402
@@ -26,3 +27,6 @@ application = ProtocolTypeRouter(
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Last: everything loaded so far lives as long as the process (collector.py says why).
+collector.set_for_serving()
