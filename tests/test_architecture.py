@@ -103,6 +103,7 @@ def test_nothing_imports_in_a_circle():
         ("chatapp.models", ("chatapp",)),
         ("chatapp.compiled", ("chatapp",)),
         ("chatapp.admission", ("chatapp",)),
+        ("chatapp.collector", ("chatapp",)),
         ("chatapp.providers", ("chatapp.models", "chatapp.runs", "chatapp.services")),
         (
             "chatapp.runs",
