@@ -6,7 +6,7 @@ tab of the thread, in any process, sees the same frames:
 
 - `chat.html`: a rendered fragment (a new message, a tool step, a handoff, the run status);
 - `chat.text`: a batch of text deltas with the message id and the offset of its first
-  character. The first text of a message goes at once; the rest is gathered for ~50 ms by
+  character. The first text of a message goes at once; the rest is gathered for ~30 ms by
   one clock for all runs of the process, so pages get a frame per batch, not per token.
 
 A page that joined mid-message and finds a gap asks for the text from the offset it has (the
@@ -30,7 +30,9 @@ from chatapp.web.hub import group_name, hub
 
 logger = logging.getLogger(__name__)
 
-COALESCE_SECONDS = 0.05
+# Longer batches send fewer frames, but every word waits for its batch: at 300 answers on one
+# core, 30 ms lagged less than 50 and cost no more CPU (README, Performance).
+COALESCE_SECONDS = 0.03
 _tasks: set[asyncio.Task[None]] = set()  # strong references: a bare task may be collected
 _pending: set[Broadcaster] = set()  # runs with text gathered since the last tick
 _clock: asyncio.Task[None] | None = None
@@ -70,7 +72,7 @@ def innermost(event: events.RunEvent) -> events.RunEvent:
 
 
 async def tick() -> None:
-    """One clock for every run of the process: each gathered batch leaves every ~50 ms."""
+    """One clock for every run of the process: each gathered batch leaves every ~30 ms."""
     while _pending:
         await asyncio.sleep(COALESCE_SECONDS)
         for broadcaster in list(_pending):
