@@ -156,6 +156,7 @@ async def test_the_wire_format_of_the_messages(
         {"include_usage": True},
         0.2,
     )
+    assert set(body) == {"model", "messages", "tools", "stream", "stream_options", "temperature"}
 
 
 async def test_no_tools_and_no_temperature_are_left_out(
