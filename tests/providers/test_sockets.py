@@ -119,6 +119,35 @@ async def test_a_server_that_stops_sending_times_out(server) -> None:
             await http.get(url)
 
 
+async def trickle_then_stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A piece every 0.1 s for a second, then silence."""
+    await request_of(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(10):
+        writer.write(b"5\r\npiece\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(5)
+
+
+async def test_the_read_timeout_counts_from_each_read_not_from_the_first(server) -> None:
+    """The timer is set once per connection and moved on lazily: a server that keeps sending
+    is never timed out, one that falls silent is, a read timeout after its last piece."""
+    url = await server(trickle_then_stall)
+    loop = asyncio.get_running_loop()
+    received, last_piece = b"", 0.0
+    async with (
+        client(timeout=httpx2.Timeout(5, read=0.3)) as http,
+        http.stream("GET", url) as streamed,
+    ):
+        with pytest.raises(httpx2.ReadTimeout):
+            async for piece in streamed.aiter_raw():
+                received += piece
+                last_piece = loop.time()
+    assert received == b"piece" * 10  # a second of pieces, each within the 0.3 s
+    assert 0.25 <= loop.time() - last_piece < 2
+
+
 async def test_a_refused_connection_is_a_connect_error() -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
