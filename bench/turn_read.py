@@ -1,8 +1,10 @@
-"""What reading a turn costs (`chatapp.runs.turns.load_turn`: the run, its thread and
-assistant, the history), against a baseline measured in the same run: the same SQL with the
-same parameters, executed and fetched on the same connection without the ORM. The ratio is
-what Django's building, compiling and model making add to what the database itself does;
-every answer pays it at least once before its first token.
+"""What the reads before an answer's first word cost, each against a baseline measured in
+the same run: the same SQL with the same parameters, executed and fetched on the same
+connection without the ORM. The ratio is what Django's building, compiling and model making
+add to what the database itself does; every answer pays it before its first token. The
+reads: the turn (`chatapp.runs.turns.load_turn`: the run, its thread and assistant, the
+history), the page's session check (`web.access.still_signed_in`, on every frame) and the
+user's limits (`services.check_limits`, in the transaction that stores the message).
 
     .venv/bin/python bench/turn_read.py --messages 10
 
@@ -18,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,14 +34,16 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from chatapp import services  # noqa: E402
 from chatapp.models import Assistant, Message, Run  # noqa: E402
 from chatapp.runs import turns  # noqa: E402
+from chatapp.web.access import still_signed_in  # noqa: E402
 
 
 def a_thread_with(messages: int) -> str:
@@ -71,11 +76,9 @@ def per_call(work: Callable[[], object], calls: int) -> float:
     return statistics.median(rounds)
 
 
-def main(messages: int, calls: int) -> None:
-    run_id = a_thread_with(messages)
-    turns.load_turn(run_id)  # the assistant's rules are read once, then kept
+def against_its_sql(name: str, work: Callable[[], object], calls: int) -> None:
     with CaptureQueriesContext(connection) as captured:
-        turns.load_turn(run_id)
+        work()
     # The captured SQL has its parameters written in: what the database is given.
     sql = [query["sql"] for query in captured.captured_queries]
 
@@ -85,12 +88,32 @@ def main(messages: int, calls: int) -> None:
                 cursor.execute(text)
                 cursor.fetchall()
 
-    orm = per_call(lambda: turns.load_turn(run_id), calls)
+    orm = per_call(work, calls)
     baseline = per_call(raw, calls)
-    print(f"reading a turn of {messages} messages ({len(sql)} statements), SQLite, one thread")
-    print(f"baseline: the same SQL, executed and fetched   {baseline:7.3f} ms")
-    print(f"chatapp: turns.load_turn                         {orm:7.3f} ms")
-    print(f"ratio chatapp/baseline: {orm / baseline:.1f}")
+    print(
+        f"{name:34} {len(sql):>10} {baseline:>15.3f} {orm:>12.3f} {orm / baseline:>6.1f}",
+        flush=True,
+    )
+
+
+def main(messages: int, calls: int) -> None:
+    run_id = a_thread_with(messages)
+    turns.load_turn(run_id)  # the assistant's rules are read once, then kept
+    user = get_user_model().objects.get(username="bench")
+    # A signed-in page's session, as the login view leaves it.
+    session = import_module(settings.SESSION_ENGINE).SessionStore()
+    session[SESSION_KEY], session[HASH_SESSION_KEY] = str(user.pk), user.get_session_auth_hash()
+    session.save()
+
+    def limits() -> None:
+        with transaction.atomic():
+            services.check_limits(user.pk)
+
+    print(f"reads before an answer's first word, SQLite, one thread, ms per call ({calls} calls)")
+    print(f"{'read':34} {'statements':>10} {'baseline: SQL':>15} {'chatapp':>12} {'ratio':>6}")
+    against_its_sql(f"turn of {messages} messages", lambda: turns.load_turn(run_id), calls)
+    against_its_sql("session check", lambda: still_signed_in(session.session_key, user.pk), calls)
+    against_its_sql("limits (in a transaction)", limits, calls)
 
 
 if __name__ == "__main__":

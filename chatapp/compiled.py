@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -28,12 +29,12 @@ from django.db.models.sql.compiler import SQLCompiler
 
 class Compiled[M: Model]:
     """`Compiled(build, run_id=Run._meta.pk)`, then `.list(run_id=...)`: the rows of
-    `build(run_id=...)`, on the default database. Each named value goes into the SQL as the
-    field converts it for a lookup.
+    `build(run_id=...)`, on the default database (`.count(run_id=...)`: how many). Each named
+    value goes into the SQL as the field converts it for a lookup.
 
     The queryset's shape must not depend on the values (no `if` on them, no list of them),
-    and each value must reach the SQL unchanged, as a parameter (an exact lookup): a value
-    that does not is refused when the queryset is compiled."""
+    and each value must reach the SQL unchanged, as a parameter (an exact lookup, or a
+    comparison): a value that does not is refused when the queryset is compiled."""
 
     def __init__(self, build: Callable[..., QuerySet[M]], **fields: Field[Any, Any]) -> None:
         self.build, self.fields = build, fields
@@ -45,15 +46,24 @@ class Compiled[M: Model]:
             return list(self.build(**values))
         template = self.template or self.compile()
         connection = connections[DEFAULT_DB_ALIAS]
-        params = list(template.params)
-        for index, name in template.slots.items():
-            params[index] = for_lookup(self.fields[name], values[name], connection)
+        params = template.with_values(values, self.fields, connection)
         compiler = copy.copy(template.compiler)  # its select and column maps, as compiled
         compiler.connection = connection  # this thread's
         compiler.as_sql = lambda *args, **kwargs: (template.sql, params)  # type: ignore[method-assign]
         queryset = template.queryset.all()
         queryset.query.get_compiler = lambda *args, **kwargs: compiler  # type: ignore[method-assign]
         return list(queryset)
+
+    def count(self, **values: Any) -> int:
+        """How many rows `.list(**values)` would give, counted by the database."""
+        if None in values.values():
+            return self.build(**values).count()
+        template = self.template or self.compile()
+        connection = connections[DEFAULT_DB_ALIAS]
+        params = template.with_values(values, self.fields, connection)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM ({template.sql}) counted", params)
+            return int(cursor.fetchone()[0])
 
     def compile(self) -> _Template[M]:
         with self.lock:
@@ -83,6 +93,14 @@ class _Template[M: Model]:
     params: tuple[Any, ...]  # the markers' among them, replaced on each call
     slots: dict[int, str]  # index in params -> the value's name
 
+    def with_values(
+        self, values: dict[str, Any], fields: dict[str, Field[Any, Any]], connection: Any
+    ) -> list[Any]:
+        params = list(self.params)
+        for index, name in self.slots.items():
+            params[index] = for_lookup(fields[name], values[name], connection)
+        return params
+
 
 def marker(field: Field[Any, Any]) -> Any:
     """A value of the field's type that no caller passes."""
@@ -94,6 +112,8 @@ def marker(field: Field[Any, Any]) -> Any:
         return -1 - uuid.uuid4().int % 2**31
     if isinstance(field, models.CharField | models.TextField):
         return f"marker-{uuid.uuid4().hex}"
+    if isinstance(field, models.DateTimeField):
+        return datetime(1, 1, 2, tzinfo=UTC) + timedelta(microseconds=uuid.uuid4().int % 10**10)
     raise ValueError(f"No marker for a {type(field).__name__}")
 
 

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from chatapp import files, versions
+from chatapp.compiled import Compiled
 from chatapp.models import Assistant, Message, Run, Thread
 
 
@@ -218,8 +219,9 @@ def check_limits(owner_id: Any) -> None:
 
     Called inside send_message's transaction: locking the user's row makes two messages sent
     at the same moment from two threads count each other (PostgreSQL; SQLite writes one at a
-    time anyway)."""
-    list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk"))
+    time anyway). Every message pays these reads before its answer starts: they are compiled
+    once (chatapp/compiled.py)."""
+    user_row_locked.list(owner_id=owner_id)
     answering = answers_being_written(owner_id)
     if answering >= (limit := settings.CHATAPP_MAX_RUNS_PER_USER):
         raise LimitReached(
@@ -227,9 +229,7 @@ def check_limits(owner_id: Any) -> None:
             "wait for one to finish."
         )
     minute_ago = timezone.now() - timedelta(minutes=1)
-    sent = Message.objects.filter(
-        thread__owner_id=owner_id, role=Message.Role.USER, created_at__gte=minute_ago
-    ).count()
+    sent = questions_since.count(owner_id=owner_id, since=minute_ago)
     if sent >= (limit := settings.CHATAPP_MAX_MESSAGES_PER_MINUTE):
         raise LimitReached(f"You sent {sent} messages in the last minute; wait a moment.")
     if budget := settings.CHATAPP_DAILY_TOKENS_PER_USER:
@@ -243,9 +243,32 @@ def check_limits(owner_id: Any) -> None:
 def answers_being_written(owner_id: Any) -> int:
     """The user's runs being written now (consultations are part of the run that asked; a
     run paused for approval costs nothing while it waits)."""
-    return Run.objects.filter(
+    return working_runs.count(owner_id=owner_id)
+
+
+OWNER = Thread._meta.get_field("owner")
+
+user_row_locked = Compiled(
+    lambda owner_id: (
+        get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk")
+    ),
+    owner_id=OWNER,
+)
+
+working_runs = Compiled(
+    lambda owner_id: Run.objects.filter(
         thread__owner_id=owner_id, thread__parent__isnull=True, status__in=Run.WORKING
-    ).count()
+    ),
+    owner_id=OWNER,
+)
+
+questions_since = Compiled(
+    lambda owner_id, since: Message.objects.filter(
+        thread__owner_id=owner_id, role=Message.Role.USER, created_at__gte=since
+    ),
+    owner_id=OWNER,
+    since=Message._meta.get_field("created_at"),
+)
 
 
 def tokens_today(owner_id: Any) -> int:

@@ -5,18 +5,23 @@ refused when it is compiled, not answered wrongly."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.contrib.sessions.backends.db import SessionStore as DjangoSessions
+from django.contrib.sessions.models import Session
+from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Subquery
 from django.db.models.sql.compiler import SQLCompiler
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from chatapp import services
 from chatapp.compiled import Compiled
 from chatapp.models import Assistant, Message, Run, Thread
 from chatapp.runs import turns
+from chatapp.sessions import SessionStore as CompiledSessions
 from tests.factories import assistant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -174,3 +179,61 @@ def test_a_turn_reads_what_the_plain_querysets_read(two_threads):
             assert {m.thread for m in turn.history} == {turn.thread}
             assert turn.history[1].assistant is None or turn.history[1].assistant.pk
         assert not later.captured_queries
+
+
+def test_counts_and_comparisons_are_the_plain_querysets(two_threads, user, other_user):
+    """`.count()`, with a datetime compared (the per-minute limit's read)."""
+    compiled = Compiled(
+        lambda owner_id, since: Message.objects.filter(
+            thread__owner_id=owner_id, role="user", created_at__gte=since
+        ),
+        owner_id=Thread._meta.get_field("owner"),
+        since=Message._meta.get_field("created_at"),
+    )
+    sent = {m.thread.owner_id: m.created_at for m in Message.objects.filter(role="user")}
+    for owner in (user, other_user):
+        for since in (sent[owner.pk] - timedelta(seconds=1), sent[owner.pk] + timedelta(seconds=1)):
+            expected = Message.objects.filter(
+                thread__owner_id=owner.pk, role="user", created_at__gte=since
+            ).count()
+            assert compiled.count(owner_id=owner.pk, since=since) == expected
+    assert compiled.count(owner_id=user.pk, since=sent[user.pk]) == 1  # the edge is counted
+    assert compiled.count(owner_id=user.pk, since=sent[user.pk] + timedelta(seconds=1)) == 0
+
+
+def test_the_limits_reads_count_only_the_users_own(two_threads, user, other_user):
+    """check_limits' compiled reads (chatapp/services.py): runs and questions of this user."""
+    assert services.answers_being_written(user.pk) == 1  # the fixture's run, still queued
+    Run.objects.filter(thread__owner=other_user).update(status=Run.Status.COMPLETED)
+    assert services.answers_being_written(user.pk) == 1
+    assert services.answers_being_written(other_user.pk) == 0
+    minute_ago = timezone.now() - timedelta(minutes=1)
+    assert services.questions_since.count(owner_id=other_user.pk, since=minute_ago) == 1
+
+
+@pytest.mark.parametrize("state", ["live", "expired", "missing"])
+def test_sessions_load_as_djangos_own_store_loads_them(user, state):
+    """chatapp.sessions reads the row through a compiled query: what it loads, and when it
+    forgets the key, is what Django's database store does."""
+    created = DjangoSessions()
+    created["_auth_user_id"] = str(user.pk)
+    created.save()
+    key = created.session_key if state != "missing" else "n0such5ession0key0at0all00000000"
+    if state == "expired":
+        Session.objects.filter(pk=key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    ours, djangos = CompiledSessions(key), DjangoSessions(key)
+    assert (
+        ours.load()
+        == djangos.load()
+        == ({"_auth_user_id": str(user.pk)} if state == "live" else {})
+    )
+    assert ours.session_key == djangos.session_key == (key if state == "live" else None)
+
+
+def test_the_limits_still_lock_the_users_row_where_the_database_can(user):
+    """Two messages sent at once count each other on PostgreSQL: the compiled read keeps
+    its FOR UPDATE (SQLite has none, and writes one at a time anyway)."""
+    with CaptureQueriesContext(connection) as seen, transaction.atomic():
+        services.check_limits(user.pk)
+    locks = [q["sql"] for q in seen.captured_queries if "FOR UPDATE" in q["sql"]]
+    assert len(locks) == (1 if connection.features.has_select_for_update else 0)

@@ -17,6 +17,7 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.db.models import QuerySet
 from django.utils.crypto import constant_time_compare
 
+from chatapp.compiled import Compiled
 from chatapp.models import Thread
 
 
@@ -37,12 +38,20 @@ def still_signed_in(session_key: str | None, user_id: Any) -> bool:
     data = store.load()  # {} when the session is gone or expired
     if str(data.get(SESSION_KEY)) != str(user_id):
         return False
-    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
-    if user is None:
+    found = active_user.list(user_id=user_id)
+    if not found:
         return False
+    user = found[0]
     known = data.get(HASH_SESSION_KEY) or ""
     hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
     return any(constant_time_compare(known, each) for each in hashes)
+
+
+# Every frame a page sends reads its user again: compiled once (chatapp/compiled.py).
+active_user = Compiled(
+    lambda user_id: get_user_model().objects.filter(pk=user_id, is_active=True)[:1],
+    user_id=get_user_model()._meta.pk,
+)
 
 
 def client_address(request: Any) -> str | None:

@@ -116,11 +116,15 @@ async def test_a_deactivated_user_or_a_new_password_closes_the_sockets(
     assert "You are signed out" in await closed_with(page, 4401)
 
 
-async def test_every_frame_checks_the_session(thread, signed_in, script):
+@pytest.mark.parametrize("ended", ["cleared", "expired"])
+async def test_every_frame_checks_the_session(thread, signed_in, script, ended):
     script(Say("never"))
     page, _ = await open_page(thread.pk, signed_in)
     await page.receive_from()
-    await Session.objects.all().adelete()  # gone without a word (expired, cleared)
+    if ended == "cleared":  # gone without a word
+        await Session.objects.all().adelete()
+    else:  # still there, past its expiry
+        await Session.objects.aupdate(expire_date=timezone.now() - timedelta(seconds=1))
     await page.send_json_to({"type": "message", "text": "still here?"})
     assert "You are signed out" in await closed_with(page, 4401)
     assert not await Message.objects.filter(thread=thread).aexists()
