@@ -44,9 +44,7 @@ class Compiled[M: Model]:
     def list(self, **values: Any) -> list[M]:
         if None in values.values():  # SQL says IS NULL for it: another query altogether
             return list(self.build(**values))
-        template = self.template or self.compile()
-        connection = connections[DEFAULT_DB_ALIAS]
-        params = template.with_values(values, self.fields, connection)
+        template, params, connection = self.with_values(values)
         compiler = copy.copy(template.compiler)  # its select and column maps, as compiled
         compiler.connection = connection  # this thread's
         compiler.as_sql = lambda *args, **kwargs: (template.sql, params)  # type: ignore[method-assign]
@@ -58,12 +56,20 @@ class Compiled[M: Model]:
         """How many rows `.list(**values)` would give, counted by the database."""
         if None in values.values():
             return self.build(**values).count()
-        template = self.template or self.compile()
-        connection = connections[DEFAULT_DB_ALIAS]
-        params = template.with_values(values, self.fields, connection)
+        template, params, connection = self.with_values(values)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT COUNT(*) FROM ({template.sql}) counted", params)
             return int(cursor.fetchone()[0])
+
+    def with_values(self, values: dict[str, Any]) -> tuple[_Template[M], list[Any], Any]:
+        """The compiled query, its parameters with these values, and this thread's
+        connection."""
+        template = self.template or self.compile()
+        connection = connections[DEFAULT_DB_ALIAS]
+        params = list(template.params)
+        for index, name in template.slots.items():
+            params[index] = for_lookup(self.fields[name], values[name], connection)
+        return template, params, connection
 
     def compile(self) -> _Template[M]:
         with self.lock:
@@ -92,14 +98,6 @@ class _Template[M: Model]:
     sql: str
     params: tuple[Any, ...]  # the markers' among them, replaced on each call
     slots: dict[int, str]  # index in params -> the value's name
-
-    def with_values(
-        self, values: dict[str, Any], fields: dict[str, Field[Any, Any]], connection: Any
-    ) -> list[Any]:
-        params = list(self.params)
-        for index, name in self.slots.items():
-            params[index] = for_lookup(fields[name], values[name], connection)
-        return params
 
 
 def marker(field: Field[Any, Any]) -> Any:

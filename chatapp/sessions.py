@@ -3,7 +3,9 @@
 A page's every frame checks its session again (`web/access.still_signed_in`), and so does
 every request: the read is the same each time, so it is built and compiled to SQL once
 (chatapp/compiled.py) instead of for each frame. Rows, expiry and everything else are
-Django's own (`SESSION_ENGINE = "chatapp.sessions"`).
+Django's own (`SESSION_ENGINE = "chatapp.sessions"`). It overrides the store's one read,
+`_get_session_from_db`: tests/test_compiled.py compares what it loads, and when it forgets
+a key, with Django's own store, so a Django that changes that method fails there first.
 """
 
 from __future__ import annotations
