@@ -3,8 +3,10 @@ the same run: the same SQL with the same parameters, executed and fetched on the
 connection without the ORM. The ratio is what Django's building, compiling and model making
 add to what the database itself does; every answer pays it before its first token. The
 reads: the turn (`chatapp.runs.turns.load_turn`: the run, its thread and assistant, the
-history), the page's session check (`web.access.still_signed_in`, on every frame) and the
-user's limits (`services.check_limits`, in the transaction that stores the message).
+history), the page's session check (`web.access.still_signed_in`, on every frame), the
+user's limits (`services.check_limits`, in the transaction that stores the message) and what
+a page reads when it connects (`ThreadConsumer.owned_thread` and `current_state`: the
+thread as stored, on every connect and reconnect).
 
     .venv/bin/python bench/turn_read.py --messages 10
 
@@ -41,9 +43,10 @@ from django.db import connection, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from chatapp import services  # noqa: E402
-from chatapp.models import Assistant, Message, Run  # noqa: E402
+from chatapp.models import Assistant, Message, Run, Thread  # noqa: E402
 from chatapp.runs import turns  # noqa: E402
 from chatapp.web.access import still_signed_in  # noqa: E402
+from chatapp.web.consumers import ThreadConsumer  # noqa: E402
 
 
 def a_thread_with(messages: int) -> str:
@@ -114,6 +117,15 @@ def main(messages: int, calls: int) -> None:
     against_its_sql(f"turn of {messages} messages", lambda: turns.load_turn(run_id), calls)
     against_its_sql("session check", lambda: still_signed_in(session.session_key, user.pk), calls)
     against_its_sql("limits (in a transaction)", limits, calls)
+    page = ThreadConsumer()
+    thread = Thread.objects.get()
+    page.scope = {"user": user, "url_route": {"kwargs": {"thread_id": thread.pk}}}
+
+    def connect() -> None:
+        page.thread = ThreadConsumer.__dict__["owned_thread"].func(page)  # the read, not its await
+        page.current_state(reread=False)
+
+    against_its_sql(f"a page connecting, {messages} messages", connect, calls // 5)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from chatapp import files, versions
@@ -331,19 +331,34 @@ class Expired:
     thread_id: str
 
 
+def stale_runs(cutoff: datetime) -> QuerySet[Run]:
+    """Working runs whose heart has not beaten since `cutoff`. A run paused for approval
+    holds nothing and beats no heart: it waits as long as it must."""
+    return Run.objects.filter(status__in=Run.WORKING, created_at__lt=cutoff).exclude(
+        heartbeat_at__gte=cutoff
+    )
+
+
+stale_in_thread = Compiled(
+    lambda thread_id, cutoff: stale_runs(cutoff).filter(thread_id=thread_id).values_list("pk")[:1],
+    thread_id=Run._meta.get_field("thread"),
+    cutoff=Run._meta.get_field("created_at"),
+)
+
+
 def expire_stale_runs(thread: Thread | None = None) -> list[Expired]:
     """Mark active runs whose heartbeat stopped (their process died) as expired; the runs
     expired, so that open pages can be told."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.CHATAPP_RUN_EXPIRY)
-    # A run paused for approval holds nothing and beats no heart: it waits as long as it must.
-    stale = Run.objects.filter(status__in=Run.WORKING, created_at__lt=cutoff).exclude(
-        heartbeat_at__gte=cutoff
-    )
-    if thread is not None:
-        stale = stale.filter(thread=thread)
-    if not stale.exists():  # the usual answer, in one query
+    stale = stale_runs(cutoff)
+    # None: the usual answer, in one query (a thread's compiled: every page connect asks).
+    if thread is None and not stale.exists():
         return []
+    if thread is not None:
+        if not stale_in_thread.list(thread_id=thread.pk, cutoff=cutoff):
+            return []
+        stale = stale.filter(thread=thread)
     with transaction.atomic():  # locked and checked again: a run may have beaten meanwhile
         found = list(stale.select_for_update().values_list("pk", "thread_id"))
         Run.objects.filter(pk__in=[pk for pk, _ in found]).update(

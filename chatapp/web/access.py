@@ -1,10 +1,11 @@
 """Who may see which thread: one rule for pages and websockets alike.
 
-A user reaches only threads they own. Callers look a thread up *inside* `owned_threads(user)`,
-so another user's thread and a thread that does not exist give the same answer (a 404, a
-closed socket) and a thread id never reveals whether it exists. A socket stays open only
-while the session it was opened with still signs its user in (`still_signed_in`). Logins
-are throttled per username and `client_address`.
+A user reaches only threads they own. Callers look a thread up *inside* `owned_threads(user)`
+(a socket's connect through `owned_thread`, the same rule compiled once), so another user's
+thread and a thread that does not exist give the same answer (a 404, a closed socket) and a
+thread id never reveals whether it exists. A socket stays open only while the session it was
+opened with still signs its user in (`still_signed_in`). Logins are throttled per username
+and `client_address`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,24 @@ def owned_threads(user: Any) -> QuerySet[Thread]:
     if user is None or not getattr(user, "is_authenticated", False):
         return Thread.objects.none()
     return Thread.objects.filter(owner=user)
+
+
+def owned_thread(user: Any, thread_id: Any) -> Thread | None:
+    """The thread `thread_id` if `user` may see it (with its current assistant): what a page's
+    socket reads on every connect, compiled once (chatapp/compiled.py)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    found = _owned_thread.list(owner_id=user.pk, thread_id=thread_id)
+    return found[0] if found else None
+
+
+_owned_thread = Compiled(
+    lambda owner_id, thread_id: Thread.objects.select_related("current_assistant").filter(
+        owner_id=owner_id, pk=thread_id
+    ),
+    owner_id=Thread._meta.get_field("owner"),
+    thread_id=Thread._meta.pk,
+)
 
 
 def still_signed_in(session_key: str | None, user_id: Any) -> bool:

@@ -17,10 +17,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chatapp import admission, files, runs, services
+from chatapp.compiled import Compiled
 from chatapp.db import db
 from chatapp.models import Message, Run, Thread
 from chatapp.web import broadcast, fragments, lifecycle
-from chatapp.web.access import owned_threads, still_signed_in
+from chatapp.web.access import owned_thread, still_signed_in
 from chatapp.web.hub import hub
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,18 @@ FRAMES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "approve": (frozenset({"call_id"}), frozenset()),
     "reject": (frozenset({"call_id"}), frozenset({"reason"})),
 }
+
+
+# Read on every connect (and with every refresh): compiled once (chatapp/compiled.py).
+streaming_messages = Compiled(
+    lambda thread_id: Message.objects.filter(
+        thread_id=thread_id,
+        run__status__in=Run.ACTIVE,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.INCOMPLETE,
+    ).values_list("pk", "content"),
+    thread_id=Message._meta.get_field("thread"),
+)
 
 
 class FrameError(ValueError):
@@ -94,13 +107,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
 
     @db
     def owned_thread(self) -> Thread | None:
-        thread_id = self.scope["url_route"]["kwargs"]["thread_id"]
-        return (
-            owned_threads(self.scope.get("user"))
-            .select_related("current_assistant")
-            .filter(pk=thread_id)
-            .first()
-        )
+        return owned_thread(self.scope.get("user"), self.scope["url_route"]["kwargs"]["thread_id"])
 
     def current_state(self, *, reread: bool = True) -> tuple[str, dict[int, int]]:
         """The thread as stored, for the page to show instead of what it has; the streaming
@@ -109,12 +116,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         services.expire_stale_runs(self.thread)  # after a server restart: not "answering…"
         if reread:
             self.thread.refresh_from_db()
-        streaming = Message.objects.filter(
-            thread=self.thread,
-            run__status__in=Run.ACTIVE,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.INCOMPLETE,
-        ).values_list("pk", "content")
+        streaming = streaming_messages.list(thread_id=self.thread.pk)
         return fragments.connect_fragments(self.thread), {pk: len(text) for pk, text in streaming}
 
     # --- from the browser -------------------------------------------------------------------

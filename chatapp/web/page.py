@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString
 
+from chatapp.compiled import Compiled
 from chatapp.models import Attachment, Message, Run, RunStep, Thread
 from chatapp.runs import ApprovalRecord, HandoffRecord, ToolResultRecord, code_argument
 
@@ -123,15 +123,8 @@ class Window:
 def window(thread: Thread, before: int | None = None) -> Window:
     """The latest messages (before `before`) that fit in CHATAPP_PAGE_CHARS, starting at a
     user's message so that no tool call is cut from its result; at least the latest turn."""
-    found = (
-        thread.messages.exclude(status=Message.Status.REPLACED)
-        .select_related("assistant")
-        .order_by("-id")
-    )
-    if before is not None:
-        found = found.filter(pk__lt=before)
     budget, taken, size = settings.CHATAPP_PAGE_CHARS, [], 0
-    for message in newest_first(found):
+    for message in newest_first(thread.pk, before):
         if size >= budget and taken and taken[-1].role == Message.Role.USER:
             return Window(timeline(thread, taken[::-1]), earlier=taken[-1].pk)
         taken.append(message)
@@ -139,15 +132,83 @@ def window(thread: Thread, before: int | None = None) -> Window:
     return Window(timeline(thread, taken[::-1]))
 
 
-def newest_first(found: QuerySet[Message], chunk: int = 100) -> Iterator[Message]:
-    """`found` (newest first), read a chunk at a time, each chunk one query with a LIMIT:
-    `.iterator()` would declare a cursor on PostgreSQL, outside a transaction one WITH HOLD,
-    which reads the whole thread when it is declared, however little of it a page shows."""
-    while rows := list(found[:chunk]):
+# A page reads its thread on every load, connect and reconnect: these reads are compiled to
+# SQL once (chatapp/compiled.py), not built for every page (that was most of a connect's
+# CPU). They read by thread, not by the window's lists of runs and messages (a list of
+# values would be another query for each length): a thread's failed runs and the calls put
+# to its user are few, and its files are read for the window's range of messages.
+CHUNK = 100  # messages per read, newest first
+THREAD = Message._meta.get_field("thread")
+RUN_THREAD = Run._meta.get_field("thread")
+MESSAGE_ID = Message._meta.pk
+
+_shown = (  # newest first
+    Message.objects.exclude(status=Message.Status.REPLACED)
+    .select_related("assistant")
+    .order_by("-id")
+)
+_newest = Compiled(
+    lambda thread_id: _shown.filter(thread_id=thread_id)[:CHUNK],
+    thread_id=THREAD,
+)
+_newest_before = Compiled(
+    lambda thread_id, before: _shown.filter(thread_id=thread_id, pk__lt=before)[:CHUNK],
+    thread_id=THREAD,
+    before=MESSAGE_ID,
+)
+active_run = Compiled(
+    lambda thread_id: (
+        Run.objects.filter(thread_id=thread_id, status__in=Run.ACTIVE)
+        .order_by()
+        .values_list("pk", "status")[:1]
+    ),
+    thread_id=RUN_THREAD,
+)
+_failed_runs = Compiled(
+    lambda thread_id: (
+        Run.objects.filter(thread_id=thread_id, status__in=SHOWN_ERRORS)
+        .order_by()
+        .values_list("pk", "error")
+    ),
+    thread_id=RUN_THREAD,
+)
+_approvals = Compiled(
+    lambda thread_id: (
+        RunStep.objects.filter(run__thread_id=thread_id, kind=RunStep.Kind.APPROVAL)
+        .order_by()
+        .values_list("pk", "data")
+    ),
+    thread_id=RUN_THREAD,
+)
+_files_between = Compiled(
+    lambda thread_id, first, last: Attachment.objects.filter(
+        thread_id=thread_id, message_id__gte=first, message_id__lte=last
+    ).order_by("created_at"),
+    thread_id=Attachment._meta.get_field("thread"),
+    first=MESSAGE_ID,
+    last=MESSAGE_ID,
+)
+_thread_files = Compiled(
+    lambda thread_id: Attachment.objects.filter(thread_id=thread_id),
+    thread_id=Attachment._meta.get_field("thread"),
+)
+
+
+def newest_first(thread_id: Any, before: int | None = None) -> Iterator[Message]:
+    """The thread's shown messages (before `before`), newest first, read a chunk at a time,
+    each chunk one query with a LIMIT: `.iterator()` would declare a cursor on PostgreSQL,
+    outside a transaction one WITH HOLD, which reads the whole thread when it is declared,
+    however little of it a page shows."""
+    rows = (
+        _newest.list(thread_id=thread_id)
+        if before is None
+        else _newest_before.list(thread_id=thread_id, before=before)
+    )
+    while rows:
         yield from rows
-        if len(rows) < chunk:
+        if len(rows) < CHUNK:
             return
-        found = found.filter(pk__lt=rows[-1].pk)
+        rows = _newest_before.list(thread_id=thread_id, before=rows[-1].pk)
 
 
 def displayed_size(message: Message) -> int:
@@ -160,27 +221,26 @@ def displayed_size(message: Message) -> int:
 NOT_RUN = "Not run: the answer stopped before this call."
 
 
-def approvals_of(runs: set[Any]) -> dict[tuple[int | None, str], tuple[int, ApprovalRecord]]:
-    """The calls put to the user in these runs, by (message id, call id)."""
-    steps = RunStep.objects.filter(run_id__in=runs, kind=RunStep.Kind.APPROVAL)
+def approvals_of(thread: Thread) -> dict[tuple[int | None, str], tuple[int, ApprovalRecord]]:
+    """The calls put to the thread's user, by (message id, call id)."""
     found = {}
-    for pk, data in steps.values_list("pk", "data"):
+    for pk, data in _approvals.list(thread_id=thread.pk):
         record = ApprovalRecord.from_data(data)
         found[(record.message_id, record.call_id)] = (pk, record)
     return found
 
 
 def timeline(thread: Thread, messages: list[Message]) -> list[Item]:
-    """The page's items for these messages of the thread (in order), in three more queries."""
-    runs = {m.run_id for m in messages if m.run_id}
-    failed = dict(
-        thread.runs.filter(pk__in=runs, status__in=SHOWN_ERRORS).values_list("pk", "error")
-    )
+    """The page's items for these messages of the thread (in order), in four more queries
+    (none for a thread without messages)."""
+    if not messages:
+        return []
+    failed = dict(_failed_runs.list(thread_id=thread.pk))
     active, paused = None, False
-    if found := thread.runs.filter(status__in=Run.ACTIVE).values_list("pk", "status").first():
-        active, paused = found[0], found[1] == Run.Status.AWAITING_APPROVAL
-    asked = approvals_of(runs) if runs else {}
-    attached = files_of(messages)
+    if found := active_run.list(thread_id=thread.pk):
+        active, paused = found[0][0], found[0][1] == Run.Status.AWAITING_APPROVAL
+    asked = approvals_of(thread)
+    attached = files_of(thread, messages)
     results = {m.tool_call_id: m for m in messages if m.role == Message.Role.TOOL}
     items: list[Item] = []
     shown_errors: set[Any] = set()
@@ -227,12 +287,14 @@ def timeline(thread: Thread, messages: list[Message]) -> list[Item]:
     return items
 
 
-def files_of(messages: list[Message]) -> dict[int, list[Attachment]]:
-    """The files sent with (or made for) these messages, by message id: one query."""
+def files_of(thread: Thread, messages: list[Message]) -> dict[int, list[Attachment]]:
+    """The files sent with (or made for) these messages of the thread (in order), by message
+    id: one query."""
     found: dict[int, list[Attachment]] = {}
-    ids = [m.pk for m in messages if m.role in (Message.Role.USER, Message.Role.TOOL)]
-    for attachment in Attachment.objects.filter(message_id__in=ids).order_by("created_at"):
-        found.setdefault(attachment.message_id, []).append(attachment)
+    if messages:
+        first, last = messages[0].pk, messages[-1].pk
+        for attachment in _files_between.list(thread_id=thread.pk, first=first, last=last):
+            found.setdefault(attachment.message_id, []).append(attachment)
     return found
 
 
@@ -263,13 +325,13 @@ def side_context(thread: Thread) -> dict[str, Any]:
     """What the side panel shows: the thread's facts, its files and the extra panels."""
     return {
         "thread": thread,
-        "thread_files": list(thread.attachments.all()),
+        "thread_files": _thread_files.list(thread_id=thread.pk),
         "panels": side_panels(thread),
     }
 
 
 def thread_context(thread: Thread) -> dict[str, Any]:
-    status = thread.runs.filter(status__in=Run.ACTIVE).values_list("status", flat=True).first()
+    status = next((status for _, status in active_run.list(thread_id=thread.pk)), None)
     latest = window(thread)
     return {
         "thread": thread,
