@@ -1,6 +1,7 @@
 """Several server processes on Redis, as `manage.py serve --processes 2` runs them: a page on
 one process sees, live, a run started from a page on the other — after sitting idle longer
-than redis-py's default read timeout (which used to kill the receiving side)."""
+than redis-py's default read timeout (which used to kill the receiving side) — and a page
+that joins mid-answer gets the text it missed from the process that runs the answer."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from chatapp import services
+from chatapp.models import Message
 from tests.factories import assistant
 from tests.processes import ROOT, environment
 from tests.web.test_consumer import session_cookie
@@ -54,12 +56,13 @@ def two_free_ports() -> int:
         return port
 
 
-def serve(port: int) -> subprocess.Popen[str]:
+def serve(port: int, **extra: str) -> subprocess.Popen[str]:
     env = environment(
         DEBUG="false",
         SECRET_KEY=settings.SECRET_KEY,
         REDIS_URL=redis_url(),
         OFFLINE_MODEL_DELAY="0.1",
+        **extra,
     )
     command = ["manage.py", "serve", "--processes", "2", "--port", str(port)]
     return subprocess.Popen(
@@ -100,6 +103,48 @@ async def test_a_page_on_one_process_sees_a_run_started_on_the_other(user):
                         seen += streamed(frame)
                         live = live or bool(seen)  # text before the run's end: live
                 assert live and "offline model" in seen.lower()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(server.wait, 30)
+    assert server.returncode == 0, server.stderr.read()
+
+
+async def test_a_page_joining_mid_answer_on_the_other_process_gets_what_it_missed(user):
+    """The page joins after the first words went out, and no partial text is saved yet (a
+    long flush interval): it knows none of the answer, so the first live batch it gets
+    leaves a gap. It asks the run's process for the text from its offset (the resync), and
+    shows the answer live from its first word."""
+    bot = await sync_to_async(assistant)("bot", name="Bot", provider="offline")
+    thread = await sync_to_async(services.start_thread)(bot, user=user)
+    port = two_free_ports()
+    server = await asyncio.to_thread(serve, port, CHATAPP_FLUSH_INTERVAL="600")
+    try:
+        await wait_for_port(port, server)
+        await wait_for_port(port + 1, server)
+        cookie = (await session_cookie(user)).decode()
+
+        def page(on: int) -> websockets.connect:
+            return websockets.connect(
+                f"ws://127.0.0.1:{on}/ws/threads/{thread.pk}/",
+                additional_headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{on}"},
+            )
+
+        async with page(port) as poster, asyncio.timeout(30):
+            await poster.recv()
+            await poster.send(json.dumps({"type": "message", "text": "hi", "client_id": "c"}))
+            while not streamed(await poster.recv()):  # the first words are out
+                pass
+            async with page(port + 1) as late:
+                # Its state (live text that comes before it is shown by it, or asked for again)
+                while "data-running" not in (joined := await late.recv()):
+                    pass
+                assert 'data-running="true"' in joined  # mid-answer
+                live = ""
+                while 'data-running="false"' not in (frame := await late.recv()):
+                    live += streamed(frame)
+        answer = await Message.objects.filter(thread=thread, role="assistant").alast()
+        assert answer is not None and "offline model" in answer.content.lower()
+        assert live and answer.content.startswith(live)  # from its first word, no gap
     finally:
         server.send_signal(signal.SIGTERM)
         await asyncio.to_thread(server.wait, 30)
