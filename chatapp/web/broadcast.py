@@ -17,7 +17,6 @@ character.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from typing import Any
@@ -93,16 +92,14 @@ class Broadcaster:
         self.hub = hub()
         self.texts: dict[int, str] = {}  # message id -> everything streamed so far
         self.sent: dict[int, int] = {}  # message id -> characters already sent
-        self.channel = ""  # for requests from other processes (a resync)
+        self.channel = ""  # where other processes ask for text (a resync): this one's relay
         self.thread: Thread | None = None  # read when a fragment first needs it
 
     async def run(self) -> None:
         self.hub.serve_resyncs(self.thread_id, self.resend)
         await self.hub.broadcasting(self.thread_id)
-        listener = None
         if self.hub.cross_process:
-            self.channel = await self.hub.layer.new_channel()
-            listener = asyncio.create_task(self.answer_requests())
+            self.channel = await self.hub.relay_channel()
         run_events = execute(self.run_id)
         try:
             async for event in run_events:
@@ -133,10 +130,6 @@ class Broadcaster:
             _pending.discard(self)
             self.hub.stop_serving(self.thread_id)
             self.hub.done_broadcasting(self.thread_id)
-            if listener is not None:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
 
     async def send_html(self, event: events.RunEvent) -> None:
         """One event's fragment. A page that misses one is put right on its next connect;
@@ -183,10 +176,3 @@ class Broadcaster:
         if message_id in self.texts and offset >= 0:
             frame = self.text_frame(message_id, offset)
             await self.hub.publish(self.thread_id, frame)
-
-    async def answer_requests(self) -> None:
-        while True:
-            request = await self.hub.layer.receive(self.channel)
-            message_id, offset = request.get("message_id"), request.get("offset")
-            if isinstance(message_id, int) and isinstance(offset, int):
-                await self.resend(message_id, offset)

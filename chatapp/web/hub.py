@@ -8,7 +8,8 @@ thread that has pages here and hands what it receives to them. A run sends to th
 while another process listens (its relay is in the group; checked at most once a second, and
 at once when a process announces that it has its first page of the thread). A page that
 joins meanwhile misses no text for good: it asks for what it lacks from the offset it has
-(the resync), as before, and its first frame shows the thread as the database has it.
+(the resync; another process's run is asked through that process's relay, named by every text
+frame), and its first frame shows the thread as the database has it.
 """
 
 from __future__ import annotations
@@ -162,12 +163,14 @@ class Hub:
         self.resenders.pop(str(thread_id), None)
 
     async def resync(self, thread_id: Any, message_id: int, offset: int, broadcaster: str) -> None:
-        """A page lacks text from `offset`: ask the run, here or in its process."""
-        resend = self.resenders.get(str(thread_id))
+        """A page lacks text from `offset`: ask the run, here or through the relay of its
+        process (`broadcaster`, which every text frame names)."""
+        key = str(thread_id)
+        resend = self.resenders.get(key)
         if resend is not None:
             await resend(message_id, offset)
         elif broadcaster and self.cross_process:
-            request = {"type": "resync", "message_id": message_id, "offset": offset}
+            request = {"type": "resync", "thread": key, "message_id": message_id, "offset": offset}
             await self.layer.send(broadcaster, request)
 
     # --- the relay ----------------------------------------------------------------------------
@@ -196,8 +199,19 @@ class Hub:
             elif message["type"] == "presence":  # a page elsewhere: send there from now on
                 if message["thread"] in self.broadcasts:
                     self.listening[message["thread"]] = True
+            elif message["type"] == "resync":  # a page elsewhere lacks text of a run here
+                await self.answer_resync(message)
             elif "thread" in message:
                 await self.deliver(message["thread"], message)
+
+    async def answer_resync(self, request: dict[str, Any]) -> None:
+        resend = self.resenders.get(request.get("thread", ""))
+        message_id, offset = request.get("message_id"), request.get("offset")
+        if resend is not None and isinstance(message_id, int) and isinstance(offset, int):
+            try:
+                await resend(message_id, offset)
+            except Exception:  # the relay goes on for every other thread
+                logger.exception("Resending text of thread %s failed", request.get("thread"))
 
 
 async def group_members(layer: Any, group: str) -> list[str] | None:
