@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from django.template import engines
+from django.utils import translation
 
 from chatapp import services
 from chatapp.models import Message
@@ -128,6 +132,31 @@ def test_the_code_colours_stylesheet_is_current():
 
 
 # --- times and what screen readers hear ------------------------------------------------------
+
+
+AS_DJANGO_WRITES_IT = "{{ when|date:'c' }}|{{ when|date:'j F Y, H:i' }}|{{ when|time:'H:i' }}"
+AS_CHATAPP_WRITES_IT = (
+    "{% load chat %}{% with at=when|moment %}{{ at.iso }}|{{ at.long }}|{{ at.short }}{% endwith %}"
+)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/St_Johns", "Asia/Kathmandu"])
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_a_moment_reads_as_djangos_date_filters_write_it(settings, zone, language):
+    """A message's time is formatted once (`moment`), as three `date` filters wrote it: in the
+    current time zone (daylight saving and odd offsets included) and language."""
+    settings.TIME_ZONE = zone
+    moments = [
+        datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC),  # Paris moves its clocks at 1:00
+        datetime(2026, 3, 29, 1, 0, 0, 123456, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 7, 4, 9, 5, tzinfo=UTC),
+    ]
+    with translation.override(language):
+        for when in moments:
+            django_wrote = engines["django"].from_string(AS_DJANGO_WRITES_IT).render({"when": when})
+            we_wrote = engines["django"].from_string(AS_CHATAPP_WRITES_IT).render({"when": when})
+            assert we_wrote == django_wrote
 
 
 def test_messages_show_when_they_were_sent_and_the_list_is_not_a_live_region(client, thread):
