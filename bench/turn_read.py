@@ -6,7 +6,9 @@ reads: the turn (`chatapp.runs.turns.load_turn`: the run, its thread and assista
 history), the page's session check (`web.access.still_signed_in`, on every frame), the
 user's limits (`services.check_limits`, in the transaction that stores the message) and what
 a page reads when it connects (`ThreadConsumer.owned_thread` and `current_state`: the
-thread as stored, on every connect and reconnect).
+thread as stored, rendered, on every connect and reconnect): with short answers, and with
+answers as models write them (Markdown, code) the first time and again, when the answers
+were rendered a moment before (for the page itself, as its socket connects).
 
     .venv/bin/python bench/turn_read.py --messages 10
 
@@ -24,6 +26,7 @@ import time
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,23 +46,42 @@ from django.db import connection, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from chatapp import services  # noqa: E402
-from chatapp.models import Assistant, Message, Run, Thread  # noqa: E402
+from chatapp.models import Assistant, Message, Run  # noqa: E402
 from chatapp.runs import turns  # noqa: E402
+from chatapp.web import markdown  # noqa: E402
 from chatapp.web.access import still_signed_in  # noqa: E402
 from chatapp.web.consumers import ThreadConsumer  # noqa: E402
 
+# An answer as models write them: a few sentences, a list and a block of code.
+ANSWER = """Here is one way to do it:
 
-def a_thread_with(messages: int) -> str:
+1. read the rows;
+2. **sum** the column you need, e.g. `sum(float(r["amount"]) for r in rows)`.
+
+```python
+import csv
+from pathlib import Path
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+```
+
+See [the csv module](https://docs.python.org/3/library/csv.html) for the details.
+"""
+
+
+def a_thread_with(messages: int, answer: str = "answer") -> str:
     """A finished run in a thread of `messages` messages (questions and answers)."""
-    call_command("migrate", verbosity=0)
-    bot = Assistant.objects.create(slug="bench", name="Bench", provider="offline")
-    user = get_user_model().objects.create(username="bench")
+    bot = Assistant.objects.get_or_create(slug="bench", name="Bench", provider="offline")[0]
+    user = get_user_model().objects.get_or_create(username="bench")[0]
     thread = services.start_thread(bot, user=user)
     run = None
     for index in range(messages // 2):
         _, run = services.send_message(thread, f"question {index}")
         Message.objects.create(
-            thread=thread, run=run, role=Message.Role.ASSISTANT, assistant=bot, content="answer"
+            thread=thread, run=run, role=Message.Role.ASSISTANT, assistant=bot, content=answer
         )
         Run.objects.filter(pk=run.pk).update(status=Run.Status.COMPLETED)
     assert run is not None
@@ -100,6 +122,7 @@ def against_its_sql(name: str, work: Callable[[], object], calls: int) -> None:
 
 
 def main(messages: int, calls: int) -> None:
+    call_command("migrate", verbosity=0)
     run_id = a_thread_with(messages)
     turns.load_turn(run_id)  # the assistant's rules are read once, then kept
     user = get_user_model().objects.get(username="bench")
@@ -118,14 +141,27 @@ def main(messages: int, calls: int) -> None:
     against_its_sql("session check", lambda: still_signed_in(session.session_key, user.pk), calls)
     against_its_sql("limits (in a transaction)", limits, calls)
     page = ThreadConsumer()
-    thread = Thread.objects.get()
-    page.scope = {"user": user, "url_route": {"kwargs": {"thread_id": thread.pk}}}
 
-    def connect() -> None:
-        page.thread = ThreadConsumer.__dict__["owned_thread"].func(page)  # the read, not its await
-        page.current_state(reread=False)
+    def connecting(thread: Any, *, rendered_before: bool = True) -> Callable[[], None]:
+        def connect() -> None:
+            if not rendered_before:  # no answer of it rendered yet in this process
+                markdown.rendered = markdown.Rendered(markdown.CACHE_CHARS)
+            page.scope = {"user": user, "url_route": {"kwargs": {"thread_id": thread.pk}}}
+            page.thread = ThreadConsumer.__dict__["owned_thread"].func(page)  # not its await
+            page.current_state(reread=False)
 
+        return connect
+
+    plain = Run.objects.get(pk=run_id).thread
+    connect = connecting(plain, rendered_before=False)
     against_its_sql(f"a page connecting, {messages} messages", connect, calls // 5)
+    coded = Run.objects.get(pk=a_thread_with(messages, ANSWER)).thread
+    for rendered_before, when in ((False, "first"), (True, "again")):
+        against_its_sql(
+            f"  ... answers with code, {when}",
+            connecting(coded, rendered_before=rendered_before),
+            calls // 5,
+        )
 
 
 if __name__ == "__main__":

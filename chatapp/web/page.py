@@ -156,7 +156,7 @@ _newest_before = Compiled(
     thread_id=THREAD,
     before=MESSAGE_ID,
 )
-active_run = Compiled(
+_active_run = Compiled(
     lambda thread_id: (
         Run.objects.filter(thread_id=thread_id, status__in=Run.ACTIVE)
         .order_by()
@@ -237,7 +237,7 @@ def timeline(thread: Thread, messages: list[Message]) -> list[Item]:
         return []
     failed = dict(_failed_runs.list(thread_id=thread.pk))
     active, paused = None, False
-    if found := active_run.list(thread_id=thread.pk):
+    if found := _active_run.list(thread_id=thread.pk):
         active, paused = found[0][0], found[0][1] == Run.Status.AWAITING_APPROVAL
     asked = approvals_of(thread)
     attached = files_of(thread, messages)
@@ -331,7 +331,7 @@ def side_context(thread: Thread) -> dict[str, Any]:
 
 
 def thread_context(thread: Thread) -> dict[str, Any]:
-    status = next((status for _, status in active_run.list(thread_id=thread.pk)), None)
+    status = next((status for _, status in _active_run.list(thread_id=thread.pk)), None)
     latest = window(thread)
     return {
         "thread": thread,

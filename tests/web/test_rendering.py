@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 from django.template import engines
 from django.utils import translation
+from django.utils.safestring import mark_safe
 
 from chatapp import services
 from chatapp.models import Message
 from chatapp.runs import events
 from chatapp.web import fragments
-from chatapp.web.markdown import markdown
+from chatapp.web import markdown as markdown_module
+from chatapp.web.markdown import Rendered, markdown
 from tests.factories import assistant
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +37,38 @@ EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)"><iframe src="//ev
 )
 def test_markdown_output_is_inert(source, absent):
     assert absent not in markdown(source)
+    assert absent not in markdown(source)  # and as it is kept for the next time
+
+
+def test_a_text_shown_again_is_not_rendered_again(monkeypatch):
+    """A page's window is rendered for the page and again for its socket's first frame:
+    the second time (and every later one) takes what the first rendered."""
+    rendered: list[str] = []
+    real = markdown_module.render
+
+    def counting(text: str) -> str:
+        rendered.append(text)
+        return real(text)
+
+    monkeypatch.setattr(markdown_module, "render", counting)
+    text = f"An answer ({uuid.uuid4()}) with code:\n\n```python\nprint('hi')\n```\n{EVIL}"
+    first, again = markdown(text), markdown(text)
+    assert again == first and "<script" not in again and 'class="nb"' in again
+    assert rendered == [text]
+
+
+def test_kept_renderings_stay_within_their_budget_the_least_recently_used_going_first():
+    kept = Rendered(budget=800)
+    for number in range(10):  # 10 x 80 characters: the budget, exactly
+        kept.keep(f"text {number:02d}".ljust(40), mark_safe("h" * 40))
+    assert kept.size == 800
+    assert kept.get("text 00".ljust(40)) is not None  # used: now the most recent
+    kept.keep("text 10".ljust(40), mark_safe("h" * 40))
+    assert kept.size == 800
+    assert kept.get("text 01".ljust(40)) is None  # the least recently used went
+    assert kept.get("text 00".ljust(40)) is not None
+    kept.keep("x" * 101, mark_safe(""))  # over an eighth of the budget
+    assert kept.get("x" * 101) is None and kept.size == 800
 
 
 def test_markdown_still_formats_and_links_safely():
