@@ -352,13 +352,13 @@ def expire_stale_runs(thread: Thread | None = None) -> list[Expired]:
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.CHATAPP_RUN_EXPIRY)
     stale = stale_runs(cutoff)
-    # None: the usual answer, in one query (a thread's compiled: every page connect asks).
-    if thread is None and not stale.exists():
-        return []
     if thread is not None:
+        # Every page's connect asks: the usual answer (none), in one compiled query.
         if not stale_in_thread.list(thread_id=thread.pk, cutoff=cutoff):
             return []
         stale = stale.filter(thread=thread)
+    elif not stale.exists():  # the usual answer, in one query
+        return []
     with transaction.atomic():  # locked and checked again: a run may have beaten meanwhile
         found = list(stale.select_for_update().values_list("pk", "thread_id"))
         Run.objects.filter(pk__in=[pk for pk, _ in found]).update(
