@@ -298,7 +298,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"chatapp": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "chatapp": {"handlers": ["console"], "level": "INFO"},
+        # The `openai` client's HTTP library logs every request to the model server with its
+        # whole URL, credentials in it included (user:password@, ?api-key=); Daphne logs INFO.
+        # Failures reach the log through chatapp, with the server's address redacted.
+        "httpx2": {"level": "WARNING"},
+        "httpcore2": {"level": "WARNING"},
+    },
 }
 
 # Files people attach to a thread, and files tools make (chatapp/files.py): kept with Django's

@@ -4,6 +4,7 @@ error shown to users names the server or its credentials."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -86,14 +87,22 @@ async def test_a_broken_connection_before_any_text_is_tried_again(serve):
     assert events == [TextChunk("Hi"), Finished("stop")]
 
 
-async def test_credentials_in_the_url_reach_neither_users_nor_the_log(serve):
-    model = await serve([head(500, {"error": {"message": "boom"}})])
+@pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
+async def test_credentials_in_the_url_reach_neither_users_nor_the_log(serve, caplog, level):
+    """Nor the server's log at INFO, where Daphne puts it, or at DEBUG: the HTTP client logs
+    each request with its whole URL, so the project's LOGGING keeps the client's loggers to
+    warnings."""
+    caplog.set_level(level)
+    model = await serve([text("Hi"), finish(), done()], [head(500, {"error": {"message": "boom"}})])
     url = model.url.replace("http://", "http://someone:s3cret@") + "?api-key=s3cret"
+    provider = OpenAIProvider(base_url=url, api_key="k", max_retries=0)
+    assert await collect(provider) == [TextChunk("Hi"), Finished("stop")]
     with pytest.raises(ProviderError) as caught:
-        await collect(OpenAIProvider(base_url=url, api_key="k", max_retries=0))
+        await collect(provider)
     assert str(caught.value) == "The model server answered 500: boom"
     assert "s3cret" not in caught.value.detail and "someone" not in caught.value.detail
     assert caught.value.detail == f"{model.url} answered 500: boom"
+    assert "s3cret" not in caplog.text and "someone" not in caplog.text
     assert redacted("https://u:p@[::1]:8443/v1/?k=v#x") == "https://[::1]:8443/v1"
 
 
