@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 
 from chatapp.providers.base import (
     ChatMessage,
@@ -104,6 +106,17 @@ async def test_credentials_in_the_url_reach_neither_users_nor_the_log(serve, cap
     assert caught.value.detail == f"{model.url} answered 500: boom"
     assert "s3cret" not in caplog.text and "someone" not in caplog.text
     assert redacted("https://u:p@[::1]:8443/v1/?k=v#x") == "https://[::1]:8443/v1"
+
+
+def test_the_status_at_start_names_the_model_server_without_its_credentials(settings):
+    """`make run` and `make serve` print it where the server's log goes."""
+    settings.CHATAPP_DEFAULT_PROVIDER = "openai"
+    settings.OPENAI_BASE_URL = "https://someone:s3cret@models.example:8443/v1?api-key=s3cret"
+    out = StringIO()
+    call_command("provider_status", stdout=out)
+    said = out.getvalue()
+    assert "through https://models.example:8443/v1." in said
+    assert "s3cret" not in said and "someone" not in said
 
 
 async def test_pieces_of_a_slow_tool_call_say_the_answer_is_alive(serve):

@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from chatapp.providers.openai import redacted
 from chatapp.sandbox import bubblewrap
 
 
@@ -21,7 +22,10 @@ class Command(BaseCommand):
                 "Model: the built-in offline model (no OPENAI_API_KEY or OPENAI_BASE_URL is set)."
             )
         else:
-            where = settings.OPENAI_BASE_URL or "api.openai.com"
+            # Printed where servers log: the address only, never credentials in the URL.
+            where = (
+                redacted(settings.OPENAI_BASE_URL) if settings.OPENAI_BASE_URL else "api.openai.com"
+            )
             self.stdout.write(f"Model: {settings.OPENAI_MODEL} through {where}.")
         try:
             asyncio.run(bubblewrap.check())
