@@ -352,10 +352,12 @@ def main() -> None:
 def report(results: dict[str, list[dict]], tokens: int) -> None:
     print(f"\nanswers of {tokens} tokens at 50 tokens/s; lag = page received - model wrote")
     print("TTFT: the server's own time to the first token (the model's taken out), all N at once")
+    print("connect p99: all N pages open at once (a reconnect storm), until each shows its thread")
     print(
         f"{'configuration':<12} {'N':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
         f"{'lost tok':>8} {'dropped':>7} {'saved':>6} {'p99/relay':>9} {'CPU ms/answer':>13} "
-        f"{'TTFT p50 ms':>11} {'CPU ms/connect':>14} {'PG+Redis ms/answer':>18}"
+        f"{'TTFT p50 ms':>11} {'CPU ms/connect':>14} {'connect p99 ms':>14} "
+        f"{'PG+Redis ms/answer':>18}"
     )
     relay = {row["n"]: row for row in results.get("relay", []) if "n" in row}
     for config, rows in results.items():
@@ -372,7 +374,7 @@ def report(results: dict[str, list[dict]], tokens: int) -> None:
                 f"{row['max'] * 1000:8.1f} {lost:>8} {row['dropped']:>7} "
                 f"{row.get('saved', ''):>6} {ratio:>9} {row['cpu_ms_per_answer']:13.1f} "
                 f"{row['ttft_p50'] * 1000:11.1f} {row['cpu_ms_per_connect']:14.1f} "
-                f"{services:>18}"
+                f"{row['connect_p99'] * 1000:14.1f} {services:>18}"
             )
     for row in results.get("idle", []):
         print(

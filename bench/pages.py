@@ -31,6 +31,7 @@ class Page:
 
     tokens: int = 0
     lags: list[float] = field(default_factory=list)
+    connected_in: float = 0.0  # from opening the socket to the thread shown (its first frame)
     first_token: float = 0.0  # chatapp's own time to the first token: total minus the model's
     dropped: str = ""
 
@@ -41,6 +42,7 @@ def text_of(frame: str, relay: bool) -> str:
 
 async def connect(page: Page) -> websockets.ClientConnection:
     origin = page.url.replace("ws://", "http://").split("/ws/")[0]
+    started = time.monotonic()
     socket = await websockets.connect(
         page.url,
         additional_headers={"Cookie": page.cookie, "Origin": origin},
@@ -50,6 +52,7 @@ async def connect(page: Page) -> websockets.ClientConnection:
     )
     if not page.relay:
         await socket.recv()  # the thread as it is: the page is ready
+    page.connected_in = time.monotonic() - started
     return socket
 
 
@@ -115,5 +118,7 @@ async def round_of(
         "p99": percentile(lags, 0.99),
         "max": max(lags, default=float("nan")),
         "ttft_p50": percentile([p.first_token for p in pages if p.tokens], 0.5),
+        # All N connect at once: a reconnect storm, as after a restart.
+        "connect_p99": percentile([p.connected_in for p in pages], 0.99),
         "dropped": sum(1 for page in pages if page.dropped),
     }
