@@ -23,6 +23,7 @@ from chatapp.models import Message, Run, Thread
 from chatapp.web import broadcast, fragments, lifecycle
 from chatapp.web.access import owned_thread, still_signed_in
 from chatapp.web.hub import hub
+from chatapp.web.page import running
 
 logger = logging.getLogger(__name__)
 FRAMES_PER_WINDOW, WINDOW_SECONDS = 20, 10.0
@@ -87,7 +88,11 @@ class ThreadConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=fragments.notice(TOO_MANY_PAGES))
             await self.close(code=TOO_MANY)
             return
-        await self.hub.join(thread.pk, self, self.user_id)
+        first = await self.hub.join(thread.pk, self, self.user_id)
+        # Asked after joining: a run that starts later finds this process in the thread's
+        # group by itself; only one already going must be told (most threads have none).
+        if first and self.hub.cross_process and await db(running)(thread.pk):
+            await self.hub.announce(thread.pk)
         await self.accept()
         broadcast.keep_watch()
         html, self.known = await db(self.current_state)(reread=False)  # owned_thread just read it

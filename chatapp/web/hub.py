@@ -5,8 +5,9 @@ Most pages are in the process that runs their answer (the socket that posts star
 in its own process), so nothing they are sent crosses Redis. With a cross-process layer
 (Redis), each process has one *relay* channel on it: the relay joins the group of every
 thread that has pages here and hands what it receives to them. A run sends to the group only
-while another process listens (its relay is in the group; checked at most once a second, and
-at once when a process announces that it has its first page of the thread). A page that
+while another process listens (its relay is in the group; checked when the run starts and
+at most once a second after, and at once when a process announces its first page of a thread
+that has a run going). A page that
 joins meanwhile misses no text for good: it asks for what it lacks from the offset it has
 (the resync; another process's run is asked through that process's relay, named by every text
 frame), and its first frame shows the thread as the database has it.
@@ -57,7 +58,10 @@ class Hub:
 
     # --- pages ------------------------------------------------------------------------------
 
-    async def join(self, thread_id: Any, page: Page, user_id: Any = None) -> None:
+    async def join(self, thread_id: Any, page: Page, user_id: Any = None) -> bool:
+        """Whether the page is this process's first of the thread: then this process now
+        listens to the thread's group, and a run of another process that already broadcasts
+        to it must be told (`announce`); a run that starts later finds the relay there."""
         key = str(thread_id)
         first = not self.pages[key]
         self.pages[key].add(page)
@@ -65,9 +69,14 @@ class Hub:
             self.users[user_id].add(page)
         if first and self.cross_process:
             await self.layer.group_add(group_name(key), await self.relay_channel())
-            await self.layer.group_send(
-                PRESENCE, {"type": "presence", "thread": key, "origin": PROCESS}
-            )
+        return first
+
+    async def announce(self, thread_id: Any) -> None:
+        """Tell the other processes that this one listens to the thread now: one of them may
+        run an answer in it (every relay hears this)."""
+        if self.cross_process:
+            message = {"type": "presence", "thread": str(thread_id), "origin": PROCESS}
+            await self.layer.group_send(PRESENCE, message)
 
     def pages_of(self, user_id: Any) -> int:
         """How many pages the user has open in this process."""

@@ -194,6 +194,11 @@ _thread_files = Compiled(
 )
 
 
+def running(thread_id: Any) -> bool:
+    """Whether the thread has a run going (or waiting for a decision)."""
+    return bool(_active_run.list(thread_id=thread_id))
+
+
 def newest_first(thread_id: Any, before: int | None = None) -> Iterator[Message]:
     """The thread's shown messages (before `before`), newest first, read a chunk at a time,
     each chunk one query with a LIMIT: `.iterator()` would declare a cursor on PostgreSQL,

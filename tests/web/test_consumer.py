@@ -18,6 +18,7 @@ from chatapp.asgi import application
 from chatapp.models import Message, Run
 from chatapp.providers.scripted import Say
 from chatapp.web import broadcast
+from chatapp.web.hub import hub
 from tests.factories import assistant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,6 +94,30 @@ async def test_a_page_connecting_reads_the_thread_once(thread, user, every_query
     assert "Helper" in first
     reads = [q for q in every_query if q.startswith('SELECT "chatapp_thread"')]
     assert len(reads) == 1, "\n".join(reads)
+
+
+async def test_a_page_announces_itself_only_to_a_thread_with_a_run_going(thread, user, monkeypatch):
+    """With several processes, a process's first page of a thread tells the others only when
+    the thread has a run going: a run that starts later finds the page's process in the
+    thread's group by itself, and most pages open on threads with none (every announcement
+    reaches every process)."""
+    here = hub()
+    monkeypatch.setattr(here, "cross_process", True)  # as on Redis, with the in-memory layer
+    announced: list[str] = []
+
+    async def announce(thread_id):
+        announced.append(str(thread_id))
+
+    monkeypatch.setattr(here, "announce", announce)
+    for running in (False, True):
+        if running:  # started by a page of another process
+            await Run.objects.acreate(
+                thread=thread, assistant_id=thread.current_assistant_id, status="in_progress"
+            )
+        communicator, _ = await connect(thread.pk, user)
+        await communicator.receive_from()
+        await communicator.disconnect()
+    assert announced == [str(thread.pk)]
 
 
 async def test_a_foreign_origin_is_refused(thread, user):
