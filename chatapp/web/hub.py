@@ -6,11 +6,11 @@ in its own process), so nothing they are sent crosses Redis. With a cross-proces
 (Redis), each process has one *relay* channel on it: the relay joins the group of every
 thread that has pages here and hands what it receives to them. A run sends to the group only
 while another process listens (its relay is in the group; checked when the run starts and
-at most once a second after, and at once when a process announces its first page of a thread
-that has a run going). A page that
-joins meanwhile misses no text for good: it asks for what it lacks from the offset it has
-(the resync; another process's run is asked through that process's relay, named by every text
-frame), and its first frame shows the thread as the database has it.
+at most once a second after, and at once when a process announces its first page of a
+thread that has a run going). A page that joins meanwhile misses no text for good: it asks
+for what it lacks from the offset it has (the resync; another process's run is asked through
+that process's relay, named by every text frame), and its first frame shows the thread as
+the database has it.
 """
 
 from __future__ import annotations
