@@ -6,13 +6,16 @@ that joins mid-answer gets the text it missed from the process that runs the ans
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -75,11 +78,15 @@ def serve(port: int, **extra: str) -> subprocess.Popen[str]:
     )
 
 
-async def test_a_page_on_one_process_sees_a_run_started_on_the_other(user):
+@contextlib.asynccontextmanager
+async def two_processes(user, **extra: str) -> AsyncIterator[tuple[Any, int, Callable]]:
+    """`manage.py serve --processes 2` on `port` and `port + 1`, a thread of the offline
+    model's, and `page(port)`: the user's page of that thread on one process. The server
+    must stop cleanly afterwards."""
     bot = await sync_to_async(assistant)("bot", name="Bot", provider="offline")
     thread = await sync_to_async(services.start_thread)(bot, user=user)
     port = two_free_ports()
-    server = await asyncio.to_thread(serve, port)
+    server = await asyncio.to_thread(serve, port, **extra)
     try:
         await wait_for_port(port, server)
         await wait_for_port(port + 1, server)
@@ -91,22 +98,26 @@ async def test_a_page_on_one_process_sees_a_run_started_on_the_other(user):
                 additional_headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{on}"},
             )
 
-        async with page(port + 1) as watcher:
-            await watcher.recv()
-            await asyncio.sleep(11)  # idle past redis-py's 5 s read timeout
-            async with page(port) as poster:
-                await poster.recv()
-                await poster.send(json.dumps({"type": "message", "text": "hi", "client_id": "c"}))
-                seen, live = "", False
-                async with asyncio.timeout(30):
-                    while 'data-running="false"' not in (frame := await watcher.recv()):
-                        seen += streamed(frame)
-                        live = live or bool(seen)  # text before the run's end: live
-                assert live and "offline model" in seen.lower()
+        yield thread, port, page
     finally:
         server.send_signal(signal.SIGTERM)
         await asyncio.to_thread(server.wait, 30)
     assert server.returncode == 0, server.stderr.read()
+
+
+async def test_a_page_on_one_process_sees_a_run_started_on_the_other(user):
+    async with two_processes(user) as (_, port, page), page(port + 1) as watcher:
+        await watcher.recv()
+        await asyncio.sleep(11)  # idle past redis-py's 5 s read timeout
+        async with page(port) as poster:
+            await poster.recv()
+            await poster.send(json.dumps({"type": "message", "text": "hi", "client_id": "c"}))
+            seen, live = "", False
+            async with asyncio.timeout(30):
+                while 'data-running="false"' not in (frame := await watcher.recv()):
+                    seen += streamed(frame)
+                    live = live or bool(seen)  # text before the run's end: live
+            assert live and "offline model" in seen.lower()
 
 
 async def test_a_page_joining_mid_answer_on_the_other_process_gets_what_it_missed(user):
@@ -114,21 +125,7 @@ async def test_a_page_joining_mid_answer_on_the_other_process_gets_what_it_misse
     long flush interval): it knows none of the answer, so the first live batch it gets
     leaves a gap. It asks the run's process for the text from its offset (the resync), and
     shows the answer live from its first word."""
-    bot = await sync_to_async(assistant)("bot", name="Bot", provider="offline")
-    thread = await sync_to_async(services.start_thread)(bot, user=user)
-    port = two_free_ports()
-    server = await asyncio.to_thread(serve, port, CHATAPP_FLUSH_INTERVAL="600")
-    try:
-        await wait_for_port(port, server)
-        await wait_for_port(port + 1, server)
-        cookie = (await session_cookie(user)).decode()
-
-        def page(on: int) -> websockets.connect:
-            return websockets.connect(
-                f"ws://127.0.0.1:{on}/ws/threads/{thread.pk}/",
-                additional_headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{on}"},
-            )
-
+    async with two_processes(user, CHATAPP_FLUSH_INTERVAL="600") as (thread, port, page):
         async with page(port) as poster, asyncio.timeout(30):
             await poster.recv()
             await poster.send(json.dumps({"type": "message", "text": "hi", "client_id": "c"}))
@@ -145,10 +142,6 @@ async def test_a_page_joining_mid_answer_on_the_other_process_gets_what_it_misse
         answer = await Message.objects.filter(thread=thread, role="assistant").alast()
         assert answer is not None and "offline model" in answer.content.lower()
         assert live and answer.content.startswith(live)  # from its first word, no gap
-    finally:
-        server.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(server.wait, 30)
-    assert server.returncode == 0, server.stderr.read()
 
 
 async def test_a_quiet_channel_on_redis_is_not_an_error():
