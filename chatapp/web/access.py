@@ -22,17 +22,19 @@ from chatapp.compiled import Compiled
 from chatapp.models import Thread
 
 
+def signed_in(user: Any) -> bool:
+    return user is not None and getattr(user, "is_authenticated", False)
+
+
 def owned_threads(user: Any) -> QuerySet[Thread]:
     """The threads `user` may see and change; none for an anonymous or missing user."""
-    if user is None or not getattr(user, "is_authenticated", False):
-        return Thread.objects.none()
-    return Thread.objects.filter(owner=user)
+    return Thread.objects.filter(owner=user) if signed_in(user) else Thread.objects.none()
 
 
 def owned_thread(user: Any, thread_id: Any) -> Thread | None:
     """The thread `thread_id` if `user` may see it (with its current assistant): what a page's
     socket reads on every connect, compiled once (chatapp/compiled.py)."""
-    if user is None or not getattr(user, "is_authenticated", False):
+    if not signed_in(user):
         return None
     found = _owned_thread.list(owner_id=user.pk, thread_id=thread_id)
     return found[0] if found else None

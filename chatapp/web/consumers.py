@@ -17,13 +17,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chatapp import admission, files, runs, services
-from chatapp.compiled import Compiled
 from chatapp.db import db
-from chatapp.models import Message, Run, Thread
+from chatapp.models import Run, Thread
 from chatapp.web import broadcast, fragments, lifecycle
 from chatapp.web.access import owned_thread, still_signed_in
 from chatapp.web.hub import hub
-from chatapp.web.page import running
+from chatapp.web.page import active_run
 
 logger = logging.getLogger(__name__)
 FRAMES_PER_WINDOW, WINDOW_SECONDS = 20, 10.0
@@ -48,18 +47,6 @@ FRAMES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "approve": (frozenset({"call_id"}), frozenset()),
     "reject": (frozenset({"call_id"}), frozenset({"reason"})),
 }
-
-
-# Read on every connect (and with every refresh): compiled once (chatapp/compiled.py).
-streaming_messages = Compiled(
-    lambda thread_id: Message.objects.filter(
-        thread_id=thread_id,
-        run__status__in=Run.ACTIVE,
-        role=Message.Role.ASSISTANT,
-        status=Message.Status.INCOMPLETE,
-    ).values_list("pk", "content"),
-    thread_id=Message._meta.get_field("thread"),
-)
 
 
 class FrameError(ValueError):
@@ -91,7 +78,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         first = await self.hub.join(thread.pk, self, self.user_id)
         # Asked after joining: a run that starts later finds this process in the thread's
         # group by itself; only one already going must be told (most threads have none).
-        if first and self.hub.cross_process and await db(running)(thread.pk):
+        if first and self.hub.cross_process and await db(active_run)(thread.pk) is not None:
             await self.hub.announce(thread.pk)
         await self.accept()
         broadcast.keep_watch()
@@ -121,8 +108,7 @@ class ThreadConsumer(AsyncWebsocketConsumer):
         services.expire_stale_runs(self.thread)  # after a server restart: not "answering…"
         if reread:
             self.thread.refresh_from_db()
-        streaming = streaming_messages.list(thread_id=self.thread.pk)
-        return fragments.connect_fragments(self.thread), {pk: len(text) for pk, text in streaming}
+        return fragments.connect_state(self.thread)
 
     # --- from the browser -------------------------------------------------------------------
 

@@ -29,8 +29,19 @@ CONVERSATION = "messages"
 
 def connect_fragments(thread: Thread) -> str:
     """Everything that shows the thread as it is now, for a (re)connecting page."""
+    return connect_state(thread)[0]
+
+
+def connect_state(thread: Thread) -> tuple[str, dict[int, int]]:
+    """`connect_fragments`, and how much of each streaming message they show (its length as
+    stored): the page's text that follows goes on from there."""
     context = thread_context(thread)
-    return "".join(
+    shown = {
+        item.message.pk: len(item.message.content)
+        for item in context["items"]
+        if item.streaming and item.message is not None
+    }
+    html = "".join(
         [
             oob("messages", **context),
             oob("badge", thread=thread),
@@ -43,6 +54,7 @@ def connect_fragments(thread: Thread) -> str:
             ),
         ]
     )
+    return html, shown
 
 
 def event_fragments(

@@ -112,24 +112,30 @@ def shortened(text: str) -> tuple[str, int]:
     return (text, 0) if len(text) <= limit else (text[:limit], len(text))
 
 
+ActiveRun = tuple[Any, str] | None  # the thread's run going (or waiting): its id, its status
+
+
 @dataclass
 class Window:
     """The part of a thread a page shows: its latest messages, within a size budget."""
 
     items: list[Item]
     earlier: int | None = None  # load the messages before this id to see more
+    active: ActiveRun = None  # the thread's run going, as read for these items
 
 
 def window(thread: Thread, before: int | None = None) -> Window:
     """The latest messages (before `before`) that fit in CHATAPP_PAGE_CHARS, starting at a
     user's message so that no tool call is cut from its result; at least the latest turn."""
+    active = active_run(thread.pk)
     budget, taken, size = settings.CHATAPP_PAGE_CHARS, [], 0
     for message in newest_first(thread.pk, before):
         if size >= budget and taken and taken[-1].role == Message.Role.USER:
-            return Window(timeline(thread, taken[::-1]), earlier=taken[-1].pk)
+            items = timeline(thread, taken[::-1], active)
+            return Window(items, earlier=taken[-1].pk, active=active)
         taken.append(message)
         size += displayed_size(message)
-    return Window(timeline(thread, taken[::-1]))
+    return Window(timeline(thread, taken[::-1], active), active=active)
 
 
 # A page reads its thread on every load, connect and reconnect: these reads are compiled to
@@ -194,9 +200,10 @@ _thread_files = Compiled(
 )
 
 
-def running(thread_id: Any) -> bool:
-    """Whether the thread has a run going (or waiting for a decision)."""
-    return bool(_active_run.list(thread_id=thread_id))
+def active_run(thread_id: Any) -> ActiveRun:
+    """The thread's run going (or waiting for a decision), if it has one."""
+    found = _active_run.list(thread_id=thread_id)
+    return (found[0][0], found[0][1]) if found else None
 
 
 def newest_first(thread_id: Any, before: int | None = None) -> Iterator[Message]:
@@ -235,15 +242,15 @@ def approvals_of(thread: Thread) -> dict[tuple[int | None, str], tuple[int, Appr
     return found
 
 
-def timeline(thread: Thread, messages: list[Message]) -> list[Item]:
-    """The page's items for these messages of the thread (in order), in four more queries
+def timeline(thread: Thread, messages: list[Message], active_one: ActiveRun) -> list[Item]:
+    """The page's items for these messages of the thread (in order), in three more queries
     (none for a thread without messages)."""
     if not messages:
         return []
     failed = dict(_failed_runs.list(thread_id=thread.pk))
     active, paused = None, False
-    if found := _active_run.list(thread_id=thread.pk):
-        active, paused = found[0][0], found[0][1] == Run.Status.AWAITING_APPROVAL
+    if active_one is not None:
+        active, paused = active_one[0], active_one[1] == Run.Status.AWAITING_APPROVAL
     asked = approvals_of(thread)
     attached = files_of(thread, messages)
     results = {m.tool_call_id: m for m in messages if m.role == Message.Role.TOOL}
@@ -336,8 +343,8 @@ def side_context(thread: Thread) -> dict[str, Any]:
 
 
 def thread_context(thread: Thread) -> dict[str, Any]:
-    status = next((status for _, status in _active_run.list(thread_id=thread.pk)), None)
     latest = window(thread)
+    status = latest.active[1] if latest.active is not None else None
     return {
         "thread": thread,
         "items": latest.items,
