@@ -9,6 +9,11 @@ a real websocket client logged in with a session, on a thread of its own; all se
 and every token's lag is measured from the moment the model wrote it. Configurations:
 `relay` (the baseline), `embedded` (SQLite + in-memory layer), `pg-redis` (PostgreSQL +
 Redis, one process), `pg-redis-2` (two processes behind no proxy, pages split between them).
+
+The relay is measured right before each rung it is compared with (same N, seconds apart), not
+once at the start: over the minutes a whole run takes, the machine's own speed drifts, and a
+ratio is only as good as the closeness of its two figures. `--repeat K` runs everything K
+times and ends with each ratio's median and range.
 Figures, not assertions: bounded loads, 127.0.0.1 only, every process stopped at the end.
 """
 
@@ -20,6 +25,7 @@ import json
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,21 +157,37 @@ def fresh_database(config: str, folder: Path) -> str:
     return PG
 
 
+class Relay:
+    """The baseline: one relay process for the whole run, idle while chatapp is measured."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+        self.process, self.port = process, port
+
+    def rung(self, n: int, deadline: float) -> dict:
+        pages = [relay_page(self.port) for _ in range(n)]
+        return measured([self.process], pages, deadline) | {"config": "relay", "n": n}
+
+    def first_token(self) -> dict:
+        return first_token_overhead(lambda _: relay_page(self.port)) | {"config": "relay"}
+
+
+@contextmanager
+def relay_started(model_url: str, folder: Path):
+    env = environment("relay", model_url, fresh_database("relay", folder))
+    env["PYTHONPATH"] = str(ROOT / "bench")
+    port = free_port()
+    with started(daphne("127.0.0.1", port, "relay:application"), port, "the relay", env, 0) as p:
+        yield Relay(p, port)
+
+
+DEADLINE = 60.0
+
+
 def measure_config(
-    config: str, ladder: list[int], tokens: int, model_url: str, folder: Path
+    config: str, ladder: list[int], tokens: int, model_url: str, folder: Path, relay: Relay | None
 ) -> list[dict]:
+    """Each rung of `config`'s ladder, each right after the relay's rung of the same N."""
     env = environment(config, model_url, fresh_database(config, folder))
-    deadline = 60.0
-    if config == "relay":
-        port = free_port()
-        command = daphne("127.0.0.1", port, "relay:application")
-        env["PYTHONPATH"] = str(ROOT / "bench")
-        with started(command, port, "the relay", env, core=0) as relay:
-            rows = [
-                measured([relay], [relay_page(port) for _ in range(n)], deadline) | {"n": n}
-                for n in ladder
-            ]
-            return [*rows, first_token_overhead(lambda _: relay_page(port))]
     pages = seed(env, "prepare", str(max(ladder)))
     servers = 2 if config.endswith("-2") else 1
     ports = [free_port() for _ in range(servers)]
@@ -184,14 +206,16 @@ def measure_config(
             for index, port in enumerate(ports)
         ]
         for n in ladder:
+            if relay:
+                results.append(relay.rung(n, DEADLINE))
             round_pages = [
                 Page(f"ws://127.0.0.1:{ports[i % servers]}/ws/threads/{p['thread']}/", p["cookie"])
                 for i, p in enumerate(pages[:n])
             ]
-            figures = measured(servers_started, round_pages, deadline) | {"n": n}
+            figures = measured(servers_started, round_pages, DEADLINE)
             saved = seed(env, "verify")
             figures["saved"] = sum(1 for p in pages[:n] if saved.get(p["thread"]) == tokens)
-            results.append(figures)
+            results.append(figures | {"config": config, "n": n})
         if config == "embedded":
 
             def page(i: int) -> Page:
@@ -200,7 +224,9 @@ def measure_config(
                     pages[i]["cookie"],
                 )
 
-            results.append(first_token_overhead(page))
+            if relay:
+                results.append(relay.first_token())
+            results.append(first_token_overhead(page) | {"config": config})
     return results
 
 
@@ -329,67 +355,90 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=TOKENS)
     parser.add_argument("--delay", type=float, default=0.02)
     parser.add_argument("--idle", type=int, default=2000, help="idle pages (0: skip)")
+    parser.add_argument("--repeat", type=int, default=1, help="run everything K times")
     args = parser.parse_args()
     ladder = [int(n) for n in args.ladder.split(",")]
+    configs = args.configs.split(",")
     resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
     os.sched_setaffinity(0, {1})  # the pages, and everything started from here, on core 1
     model_port = free_port()
     model = [PYTHON, str(ROOT / "bench" / "timed_model.py"), "--port", str(model_port)]
     model += ["--tokens", str(args.tokens), "--delay", str(args.delay)]
-    results: dict[str, list[dict]] = {}
+    rows: list[dict] = []
     with (
         tempfile.TemporaryDirectory() as folder,
         started(model, model_port, "the fake model", dict(os.environ), core=1),
     ):
         model_url = f"http://127.0.0.1:{model_port}/v1"
-        for config in args.configs.split(","):
-            results[config] = measure_config(config, ladder, args.tokens, model_url, Path(folder))
+        with ExitStack() as stack:
+            relay = None
+            if "relay" in configs:
+                relay = stack.enter_context(relay_started(model_url, Path(folder)))
+            for _ in range(args.repeat):
+                for config in configs:
+                    if config != "relay":
+                        rows += measure_config(
+                            config, ladder, args.tokens, model_url, Path(folder), relay
+                        )
+                if relay and configs == ["relay"]:
+                    rows += [relay.rung(n, DEADLINE) for n in ladder] + [relay.first_token()]
         if args.idle:
-            results["idle"] = [idle_memory(args.idle, model_url, Path(folder))]
-    report(results, args.tokens)
+            rows.append(idle_memory(args.idle, model_url, Path(folder)))
+    report(rows, args.tokens)
 
 
-def report(results: dict[str, list[dict]], tokens: int) -> None:
+def report(rows: list[dict], tokens: int) -> None:
     print(f"\nanswers of {tokens} tokens at 50 tokens/s; lag = page received - model wrote")
     print("TTFT: the server's own time to the first token (the model's taken out), all N at once")
     print("connect p99: all N pages open at once (a reconnect storm), until each shows its thread")
+    print("p99/relay: against the relay's rung of the same N, measured just before")
     print(
         f"{'configuration':<12} {'N':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
         f"{'lost tok':>8} {'dropped':>7} {'saved':>6} {'p99/relay':>9} {'CPU ms/answer':>13} "
         f"{'TTFT p50 ms':>11} {'CPU ms/connect':>14} {'connect p99 ms':>14} "
         f"{'PG+Redis ms/answer':>18}"
     )
-    relay = {row["n"]: row for row in results.get("relay", []) if "n" in row}
-    for config, rows in results.items():
-        for row in rows:
-            if "n" not in row or config == "idle":
-                continue
-            lost = row["n"] * tokens - row["tokens"]
-            base = relay.get(row["n"])
-            ratio = f"{row['p99'] / base['p99']:.2f}" if base and config != "relay" else ""
-            # SQLite works inside the server's process; PostgreSQL and Redis outside it
-            services = f"{row['services_ms_per_answer']:.1f}" if config.startswith("pg") else ""
-            print(
-                f"{config:<12} {row['n']:>4} {row['p50'] * 1000:8.1f} {row['p99'] * 1000:8.1f} "
-                f"{row['max'] * 1000:8.1f} {lost:>8} {row['dropped']:>7} "
-                f"{row.get('saved', ''):>6} {ratio:>9} {row['cpu_ms_per_answer']:13.1f} "
-                f"{row['ttft_p50'] * 1000:11.1f} {row['cpu_ms_per_connect']:14.1f} "
-                f"{row['connect_p99'] * 1000:14.1f} {services:>18}"
-            )
-    for row in results.get("idle", []):
+    relay: dict[int, dict] = {}  # N -> the relay's latest rung
+    ratios: dict[tuple[str, int], list[float]] = {}
+    for row in rows:
+        if "n" not in row:
+            continue
+        config = row["config"]
+        lost = row["n"] * tokens - row["tokens"]
+        ratio = ""
+        if config == "relay":
+            relay[row["n"]] = row
+        elif base := relay.get(row["n"]):
+            ratios.setdefault((config, row["n"]), []).append(row["p99"] / base["p99"])
+            ratio = f"{ratios[config, row['n']][-1]:.2f}"
+        # SQLite works inside the server's process; PostgreSQL and Redis outside it
+        services = f"{row['services_ms_per_answer']:.1f}" if config.startswith("pg") else ""
         print(
-            f"memory: {row['kib_per_page']:.1f} KiB of server memory per idle page "
-            f"({row['idle_pages']} pages connected)"
+            f"{config:<12} {row['n']:>4} {row['p50'] * 1000:8.1f} {row['p99'] * 1000:8.1f} "
+            f"{row['max'] * 1000:8.1f} {lost:>8} {row['dropped']:>7} "
+            f"{row.get('saved', ''):>6} {ratio:>9} {row['cpu_ms_per_answer']:13.1f} "
+            f"{row['ttft_p50'] * 1000:11.1f} {row['cpu_ms_per_connect']:14.1f} "
+            f"{row['connect_p99'] * 1000:14.1f} {services:>18}"
         )
-    for config, rows in results.items():
-        for row in rows:
-            if "ttft_one" in row:
-                print(
-                    f"{config}: the server's own time to first token, p50: one user "
-                    f"{row['ttft_one'] * 1000:.1f} ms; 100 sending at once "
-                    f"{row['ttft_hundred'] * 1000:.1f} ms; 100 starting in one second "
-                    f"(one every 10 ms) {row['ttft_hundred_in_a_second'] * 1000:.1f} ms"
-                )
+    for row in rows:
+        if "kib_per_page" in row:
+            print(
+                f"memory: {row['kib_per_page']:.1f} KiB of server memory per idle page "
+                f"({row['idle_pages']} pages connected)"
+            )
+        if "ttft_one" in row:
+            print(
+                f"{row['config']}: the server's own time to first token, p50: one user "
+                f"{row['ttft_one'] * 1000:.1f} ms; 100 sending at once "
+                f"{row['ttft_hundred'] * 1000:.1f} ms; 100 starting in one second "
+                f"(one every 10 ms) {row['ttft_hundred_in_a_second'] * 1000:.1f} ms"
+            )
+    for (config, n), found in ratios.items():
+        if len(found) > 1:
+            print(
+                f"{config} at N={n}, p99/relay over {len(found)} pairs: median "
+                f"{statistics.median(found):.2f}, from {min(found):.2f} to {max(found):.2f}"
+            )
 
 
 if __name__ == "__main__":
