@@ -9,6 +9,7 @@ load (DESIGN.md, "Performance budgets").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -260,6 +261,20 @@ class StreamState:
         return events
 
 
+# A response closed before its end closes its connection (HTTP/1.1), and the next answer
+# pays a new one: a TCP and TLS handshake with a remote API. What follows [DONE] is the end of
+# the body, so it is read; for at most this long, for a server that holds the response open
+# after it. (The openai client's own stream does the same, with the same bound.)
+DRAIN_SECONDS = 0.1
+
+
+async def drain(lines: AsyncIterator[str]) -> None:
+    with contextlib.suppress(TimeoutError, httpx2.HTTPError, httpx2.StreamError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in lines:
+                pass
+
+
 async def decode_stream(lines: AsyncIterator[str]) -> AsyncIterator[ProviderEvent]:
     """SSE lines -> events. Text as it comes; tool calls, usage and the finish at the end,
     with a Progress now and then while only pieces of tool calls arrive."""
@@ -272,6 +287,7 @@ async def decode_stream(lines: AsyncIterator[str]) -> AsyncIterator[ProviderEven
         payload = line.removeprefix("data:").strip()
         if payload == "[DONE]":
             done = True
+            await drain(lines)
             break
         try:
             chunk = json.loads(payload)

@@ -382,6 +382,81 @@ async def test_a_broken_stream_becomes_a_provider_error(answer: bytes, expected:
             await collect(provider, make_request(ChatMessage("user", "hi")))
 
 
+class KeepAliveServer:
+    """Answers every request with the same SSE lines, HTTP/1.1 chunked, and keeps the
+    connection for the next request, as OpenAI's API does; counts the connections.
+    `ends=False`: a server that holds the response open after [DONE]."""
+
+    def __init__(self, *lines: str, ends: bool = True) -> None:
+        self.lines, self.ends = lines, ends
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                length = re.search(r"(?i)content-length: *(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                )
+                for line in self.lines:
+                    data = f"{line}\n\n".encode()
+                    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+                if self.ends:
+                    writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        writer.close()
+
+    async def close(self) -> None:
+        self.server.close()
+        for writer in self.writers:  # the client's pool still holds them
+            writer.close()
+        await self.server.wait_closed()
+
+
+HI_AND_DONE = (
+    'data: {"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}]}',
+    "data: [DONE]",
+)
+
+
+async def test_answers_one_after_another_share_one_connection() -> None:
+    """The body's end after [DONE] is read, so the connection serves the next answer: against
+    a remote API each new one is a TCP and TLS handshake before the first word."""
+    server = KeepAliveServer(*HI_AND_DONE)
+    provider = OpenAIProvider(base_url=await server.start(), api_key="k", max_retries=0)
+    try:
+        for _ in range(3):
+            assert await collect(provider, make_request()) == [TextChunk("Hi"), Finished("stop")]
+    finally:
+        await server.close()
+    assert server.connections == 1
+
+
+async def test_a_response_held_open_after_done_still_ends_the_answer() -> None:
+    """A server that never ends the body after [DONE]: the answer is whole and ends; only that
+    connection is not kept."""
+    server = KeepAliveServer(*HI_AND_DONE, ends=False)
+    provider = OpenAIProvider(base_url=await server.start(), api_key="k", max_retries=0)
+    try:
+        async with asyncio.timeout(10):  # far below the 60 s read timeout it would wait for
+            for _ in range(2):
+                events = await collect(provider, make_request())
+                assert events == [TextChunk("Hi"), Finished("stop")]
+    finally:
+        await server.close()
+    assert server.connections == 2
+
+
 async def test_a_local_server_needs_no_key(settings: Any) -> None:
     done = 'data: {"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}]}'
     async with raw_server(sse(": keep-alive", done, "data: [DONE]")) as (server, _):
