@@ -5,7 +5,9 @@ receives it knows how late it is. The first token also carries when the request 
     python bench/timed_model.py --port 8101 --tokens 300 --delay 0.02
 
 Cheap on purpose (it shares a core with the clients): one clock for all streams, chunks
-written from a template, no JSON encoding per token.
+written from a template, no JSON encoding per token. It keeps its connections open between
+answers (HTTP/1.1 chunked, as OpenAI's API and local servers answer), so a client that keeps
+idle connections pays no new connection per answer, as against a real server.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 
 HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-    b"Connection: close\r\n\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
 )
 CHUNK = '{"id":"b","object":"chat.completion.chunk","created":0,"model":"timed","choices":'
 TEXT = "data: " + CHUNK + '[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}\n\n'
@@ -27,6 +29,12 @@ END = (
     '"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":%d,"total_tokens":%d}}\n\n'
     "data: [DONE]\n\n"
 )
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def chunked(text: str) -> bytes:
+    data = text.encode()
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 class Stream:
@@ -41,23 +49,10 @@ class TimedModel:
         self.streams: list[Stream] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answers, one after another, until the client closes the connection."""
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            arrived = time.time()
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
-            writer.write(HEAD)
-            stream = Stream(writer, arrived, self.tokens)
-            # The first token at once, with the arrival: the model's own time to first token
-            # is ~0, so what a page measures on top is chatapp's.
-            writer.write((TEXT % f" r{arrived:.4f} t{time.time():.4f}").encode())
-            stream.left -= 1
-            self.streams.append(stream)
-            await stream.done
-            await writer.drain()
+            while True:
+                await self.answer(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -65,11 +60,31 @@ class TimedModel:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        arrived = time.time()
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await reader.readexactly(length)
+        writer.write(HEAD)
+        stream = Stream(writer, arrived, self.tokens)
+        # The first token at once, with the arrival: the model's own time to first token
+        # is ~0, so what a page measures on top is chatapp's.
+        writer.write(chunked(TEXT % f" r{arrived:.4f} t{time.time():.4f}"))
+        stream.left -= 1
+        self.streams.append(stream)
+        await stream.done
+        await writer.drain()
+        if writer.is_closing():  # the client went away mid-answer (a Stop)
+            raise ConnectionError
+
     async def tick(self) -> None:
         """One clock for every stream: a token each, every `delay` seconds."""
         while True:
             await asyncio.sleep(self.delay)
-            piece = (TEXT % f" t{time.time():.4f}").encode()
+            piece = chunked(TEXT % f" t{time.time():.4f}")
             still = []
             for stream in self.streams:
                 if stream.writer.is_closing():
@@ -78,7 +93,7 @@ class TimedModel:
                 stream.writer.write(piece)
                 stream.left -= 1
                 if stream.left <= 0:
-                    stream.writer.write((END % (self.tokens, self.tokens + 1)).encode())
+                    stream.writer.write(chunked(END % (self.tokens, self.tokens + 1)) + LAST_CHUNK)
                     stream.done.set_result(None)
                 else:
                     still.append(stream)
