@@ -78,7 +78,9 @@ def log_file(what: str, port: int) -> IO[str]:
 
 
 @contextmanager
-def started(command: list[str], port: int, what: str, env: dict[str, str], core: int):
+def started(
+    command: list[str], port: int, what: str, env: dict[str, str], core: int, root: Path = ROOT
+):
     if PROFILE and what == "chatapp":
         command = [
             str(Path(PYTHON).parent / "py-spy"),
@@ -95,7 +97,7 @@ def started(command: list[str], port: int, what: str, env: dict[str, str], core:
         ]
     process = subprocess.Popen(
         ["taskset", "-c", str(core), *command],
-        cwd=ROOT,
+        cwd=root,  # the version of chatapp it runs (bench/ab.py runs two)
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log_file(what, port),
@@ -130,11 +132,11 @@ def environment(config: str, model_url: str, database: str) -> dict[str, str]:
     return env
 
 
-def seed(env: dict[str, str], *arguments: str) -> object:
+def seed(env: dict[str, str], *arguments: str, root: Path = ROOT) -> object:
     done = subprocess.run(
-        [PYTHON, str(ROOT / "bench" / "seed.py"), *arguments],
+        [PYTHON, str(root / "bench" / "seed.py"), *arguments],
         env=env,
-        cwd=ROOT,
+        cwd=root,
         capture_output=True,
         text=True,
         check=True,
