@@ -17,11 +17,9 @@ model (this checkout's) answers both. Figures, not assertions; 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -30,7 +28,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import load
-from pages import Page, round_of
 
 
 def main() -> None:
@@ -66,11 +63,9 @@ def main() -> None:
         for index in range(args.rounds):
             for label in ("before", "after") if index % 2 == 0 else ("after", "before"):
                 server, port, pages = servers[label]
-                round_pages = [
-                    Page(f"ws://127.0.0.1:{port}/ws/threads/{p['thread']}/", p["cookie"])
-                    for p in pages
-                ]
-                figures = measured(server, round_pages, args.spread, args.tokens)
+                round_pages = [load.thread_page(port, p) for p in pages]
+                measured = load.measured([server], round_pages, 60, args.spread)
+                figures = in_ms(measured, args.tokens)
                 found[label].append(figures)
                 print(f"{label:<6} {line(figures)}", flush=True)
     print(f"\nmedians of {args.rounds} rounds of {args.answers} answers each")
@@ -79,20 +74,14 @@ def main() -> None:
         print(f"{label:<6} {line(medians)}")
 
 
-def measured(
-    server: subprocess.Popen[bytes], pages: list[Page], spread: float, tokens: int
-) -> dict[str, float]:
-    """One round: its lag, CPU per answer and time to first token (ms), and the tokens that
-    never arrived."""
-    marks = []
-    figures = asyncio.run(
-        round_of(pages, 60, lambda: marks.append(load.cpu_seconds([server])), spread=spread)
-    )
+def in_ms(figures: dict, tokens: int) -> dict[str, float]:
+    """What a round of bench/load.py measures, as this comparison prints it (and the tokens
+    that never arrived)."""
     return {
         "p99": figures["p99"] * 1000,
-        "cpu": 1000 * (load.cpu_seconds([server]) - marks[0]) / len(pages),
+        "cpu": figures["cpu_ms_per_answer"],
         "ttft": figures["ttft_p50"] * 1000,
-        "lost": len(pages) * tokens - figures["tokens"],
+        "lost": figures["pages"] * tokens - figures["tokens"],
     }
 
 

@@ -210,25 +210,16 @@ def measure_config(
         for n in ladder:
             if relay:
                 results.append(relay.rung(n, DEADLINE))
-            round_pages = [
-                Page(f"ws://127.0.0.1:{ports[i % servers]}/ws/threads/{p['thread']}/", p["cookie"])
-                for i, p in enumerate(pages[:n])
-            ]
+            round_pages = [thread_page(ports[i % servers], p) for i, p in enumerate(pages[:n])]
             figures = measured(servers_started, round_pages, DEADLINE)
             saved = seed(env, "verify")
             figures["saved"] = sum(1 for p in pages[:n] if saved.get(p["thread"]) == tokens)
             results.append(figures | {"config": config, "n": n})
         if config == "embedded":
-
-            def page(i: int) -> Page:
-                return Page(
-                    f"ws://127.0.0.1:{ports[0]}/ws/threads/{pages[i]['thread']}/",
-                    pages[i]["cookie"],
-                )
-
             if relay:
                 results.append(relay.first_token())
-            results.append(first_token_overhead(page) | {"config": config})
+            first = first_token_overhead(lambda i: thread_page(ports[0], pages[i]))
+            results.append(first | {"config": config})
     return results
 
 
@@ -266,9 +257,12 @@ def services_seconds_since(before: dict[int, int]) -> float:
     return used / os.sysconf("SC_CLK_TCK")
 
 
-def measured(processes: list[subprocess.Popen[bytes]], pages: list[Page], deadline: float) -> dict:
-    """A round, with the server CPU its pages' connecting cost, and then their answers (and
-    what PostgreSQL and Redis spent on those)."""
+def measured(
+    processes: list[subprocess.Popen[bytes]], pages: list[Page], deadline: float, spread: float = 0
+) -> dict:
+    """A round (the pages send at once, or evenly over `spread` seconds), with the server CPU
+    its pages' connecting cost, and then their answers (and what PostgreSQL and Redis spent on
+    those)."""
     marks = [cpu_seconds(processes)]
     services: dict[int, int] = {}
 
@@ -276,7 +270,7 @@ def measured(processes: list[subprocess.Popen[bytes]], pages: list[Page], deadli
         marks.append(cpu_seconds(processes))
         services.update(services_ticks())
 
-    figures = asyncio.run(round_of(pages, deadline, connected))
+    figures = asyncio.run(round_of(pages, deadline, connected, spread))
     figures["cpu_ms_per_connect"] = 1000 * (marks[1] - marks[0]) / len(pages)
     figures["cpu_ms_per_answer"] = 1000 * (cpu_seconds(processes) - marks[1]) / len(pages)
     figures["services_ms_per_answer"] = 1000 * services_seconds_since(services) / len(pages)
@@ -298,16 +292,13 @@ def idle_memory(count: int, model_url: str, folder: Path) -> dict:
     command = daphne("127.0.0.1", port)
     with started(command, port, "chatapp", env, core=0) as server:
 
-        def page(seeded: dict) -> Page:
-            return Page(f"ws://127.0.0.1:{port}/ws/threads/{seeded['thread']}/", seeded["cookie"])
-
         async def hold() -> tuple[int, int]:
-            sockets = [await connect(page(pages[0]))]  # loads what every page needs
+            sockets = [await connect(thread_page(port, pages[0]))]  # loads what every page needs
             await asyncio.sleep(1)
             before = resident_kib(server)
             for start in range(1, count, 100):  # a hundred at a time: busy, not a flood
                 batch = pages[start : start + 100]
-                sockets += await asyncio.gather(*(connect(page(p)) for p in batch))
+                sockets += await asyncio.gather(*(connect(thread_page(port, p)) for p in batch))
             await asyncio.sleep(2)
             after = resident_kib(server)
             await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
@@ -315,6 +306,11 @@ def idle_memory(count: int, model_url: str, folder: Path) -> dict:
 
         before, after = asyncio.run(hold())
     return {"idle_pages": count, "kib_per_page": (after - before) / (count - 1)}
+
+
+def thread_page(port: int, seeded: dict) -> Page:
+    """The page of a thread `bench/seed.py` made, on the server at `port`."""
+    return Page(f"ws://127.0.0.1:{port}/ws/threads/{seeded['thread']}/", seeded["cookie"])
 
 
 def relay_page(port: int) -> Page:
